@@ -2292,6 +2292,7 @@ class View(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
@@ -2299,6 +2300,10 @@ class View(_message.Message):
     ANALYTICS_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     TRACE_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """View id: not in the View schema, but returned in the spec's own example
+    (responseForPrefetchViewsForMobileChannel.json).
+    """
     name: _builtins.str
     key: _builtins.str
     state: _builtins.str
@@ -2313,6 +2318,7 @@ class View(_message.Message):
     def __init__(
         self,
         *,
+        id: _builtins.int | None = ...,
         name: _builtins.str | None = ...,
         key: _builtins.str | None = ...,
         options: _abc.Iterable[Global___Option] | None = ...,
@@ -2321,16 +2327,20 @@ class View(_message.Message):
         state: _builtins.str | None = ...,
         trace: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_key", b"_key", "_name", b"_name", "_state", b"_state", "analytics", b"analytics", "key", b"key", "name", b"name", "state", b"state", "trace", b"trace"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_id", b"_id", "_key", b"_key", "_name", b"_name", "_state", b"_state", "analytics", b"analytics", "id", b"id", "key", b"key", "name", b"name", "state", b"state", "trace", b"trace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_key", b"_key", "_name", b"_name", "_state", b"_state", "analytics", b"analytics", "key", b"key", "metrics", b"metrics", "name", b"name", "options", b"options", "state", b"state", "trace", b"trace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_id", b"_id", "_key", b"_key", "_name", b"_name", "_state", b"_state", "analytics", b"analytics", "id", b"id", "key", b"key", "metrics", b"metrics", "name", b"name", "options", b"options", "state", b"state", "trace", b"trace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__id: _TypeAlias = _typing.Literal["id"]  # noqa: Y015
+    _WhichOneofArgType__id: _TypeAlias = _typing.Literal["_id", b"_id"]  # noqa: Y015
     _WhichOneofReturnType__key: _TypeAlias = _typing.Literal["key"]  # noqa: Y015
     _WhichOneofArgType__key: _TypeAlias = _typing.Literal["_key", b"_key"]  # noqa: Y015
     _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
     _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
     _WhichOneofReturnType__state: _TypeAlias = _typing.Literal["state"]  # noqa: Y015
     _WhichOneofArgType__state: _TypeAlias = _typing.Literal["_state", b"_state"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__id) -> _WhichOneofReturnType__id | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__key) -> _WhichOneofReturnType__key | None: ...
     @_typing.overload
