@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Final, TypeVar
 
 from google.protobuf import struct_pb2
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from targetd.v1 import json_options_pb2
@@ -28,6 +28,8 @@ from targetd.v1 import json_options_pb2
 __all__ = ["JsonMappingError", "message_to_dict", "parse_dict"]
 
 M = TypeVar("M", bound=Message)
+# Descriptors are typed loosely: the upb runtime classes and the typeshed stubs disagree on their types.
+_Desc = Any
 
 _STRUCT: Final = "google.protobuf.Struct"
 _VALUE: Final = "google.protobuf.Value"
@@ -58,7 +60,7 @@ class JsonMappingError(ValueError):
 class _EnumMap:
     __slots__ = ("to_json", "to_number")
 
-    def __init__(self, descriptor: EnumDescriptor) -> None:
+    def __init__(self, descriptor: _Desc) -> None:
         self.to_json: dict[int, str] = {}
         self.to_number: dict[str, int] = {}
         for value in descriptor.values:
@@ -69,25 +71,25 @@ class _EnumMap:
 
 
 _enum_maps: dict[str, _EnumMap] = {}
-_field_plans: dict[str, dict[str, FieldDescriptor]] = {}
+_field_plans: dict[str, dict[str, _Desc]] = {}
 
 
-def _enum_map(descriptor: EnumDescriptor) -> _EnumMap:
+def _enum_map(descriptor: _Desc) -> _EnumMap:
     found = _enum_maps.get(descriptor.full_name)
     if found is None:
         found = _enum_maps[descriptor.full_name] = _EnumMap(descriptor)
     return found
 
 
-def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
-    plan = _field_plans.get(descriptor.full_name)
-    if plan is None:
-        plan = {}
+def _fields_by_key(descriptor: _Desc) -> dict[str, _Desc]:
+    found = _field_plans.get(descriptor.full_name)
+    if found is None:
+        plan: dict[str, _Desc] = {}
         for field in descriptor.fields:
             plan[field.name] = field
             plan[field.json_name] = field
-        _field_plans[descriptor.full_name] = plan
-    return plan
+        _field_plans[descriptor.full_name] = found = plan
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- printing
@@ -106,17 +108,17 @@ def message_to_dict(message: Message, *, including_empty_repeated: bool = False)
     for field, value in message.ListFields():
         out[field.json_name] = _field_to_py(field, value, including_empty_repeated)
     if including_empty_repeated:
-        for field in message.DESCRIPTOR.fields:
-            if field.is_repeated and field.json_name not in out and not _is_map(field):
-                out[field.json_name] = []
+        for empty in message.DESCRIPTOR.fields:
+            if empty.is_repeated and empty.json_name not in out and not _is_map(empty):
+                out[empty.json_name] = []
     return out
 
 
-def _is_map(field: FieldDescriptor) -> bool:
+def _is_map(field: _Desc) -> bool:
     return field.message_type is not None and bool(field.message_type.GetOptions().map_entry)
 
 
-def _field_to_py(field: FieldDescriptor, value: Any, empty_repeated: bool) -> Any:
+def _field_to_py(field: _Desc, value: Any, empty_repeated: bool) -> Any:
     if _is_map(field):
         value_field = field.message_type.fields_by_name["value"]
         return {key: _single_to_py(value_field, item, empty_repeated) for key, item in value.items()}
@@ -125,7 +127,7 @@ def _field_to_py(field: FieldDescriptor, value: Any, empty_repeated: bool) -> An
     return _single_to_py(field, value, empty_repeated)
 
 
-def _single_to_py(field: FieldDescriptor, value: Any, empty_repeated: bool) -> Any:
+def _single_to_py(field: _Desc, value: Any, empty_repeated: bool) -> Any:
     kind = field.type
     if kind == FieldDescriptor.TYPE_MESSAGE:
         name = field.message_type.full_name
@@ -218,7 +220,7 @@ def _parse_message(data: Any, message: Message, path: str, ignore_unknown: bool)
             setattr(message, field.name, _parse_scalar(value, field, child))
 
 
-def _parse_into(value: Any, target: Message, field: FieldDescriptor, path: str, ignore_unknown: bool) -> None:
+def _parse_into(value: Any, target: Message, field: _Desc, path: str, ignore_unknown: bool) -> None:
     name = field.message_type.full_name
     if name == _VALUE:
         _set_value(target, value, path)  # type: ignore[arg-type]
@@ -231,7 +233,7 @@ def _parse_into(value: Any, target: Message, field: FieldDescriptor, path: str, 
         _parse_message(value, target, path, ignore_unknown)
 
 
-def _parse_map(value: Any, message: Message, field: FieldDescriptor, path: str, ignore_unknown: bool) -> None:
+def _parse_map(value: Any, message: Message, field: _Desc, path: str, ignore_unknown: bool) -> None:
     if not isinstance(value, Mapping):
         raise JsonMappingError(f"{path}: expected an object, got {_kind(value)}")
     container = getattr(message, field.name)
@@ -246,7 +248,7 @@ def _parse_map(value: Any, message: Message, field: FieldDescriptor, path: str, 
             container[key] = _parse_scalar(item, value_field, item_path)
 
 
-def _parse_scalar(value: Any, field: FieldDescriptor, path: str) -> Any:
+def _parse_scalar(value: Any, field: _Desc, path: str) -> Any:
     kind = field.type
     if kind == FieldDescriptor.TYPE_STRING:
         if not isinstance(value, str):

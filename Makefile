@@ -1,0 +1,65 @@
+# targetd — two commands do everything on a fresh clone:
+#   make run    create the virtualenv, install, start the service on the offline default
+#   make test   install what tests need, check protos, lint, type-check and run every test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help install protos check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean
+
+help:
+	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e clients/python -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Regenerate the committed Python stubs (+ .pyi) from protos/.
+protos: $(STAMP)
+	VENV_BIN=$(abspath $(BIN)) protos/generate.sh
+
+## Fail when the committed stubs differ from what the protos generate.
+check-protos: $(STAMP)
+	@tmp=$$(mktemp -d); VENV_BIN=$(abspath $(BIN)) protos/generate.sh $$tmp >/dev/null; \
+	if diff -r -q -x __pycache__ $$tmp/targetd clients/python/src/targetd; then echo "generated stubs are fresh"; rm -rf $$tmp; \
+	else rm -rf $$tmp; echo "generated stubs are stale: run 'make protos' and commit the result" >&2; exit 1; fi
+
+buf-lint: $(STAMP)
+	$(BIN)/buf lint
+
+## buf breaking against the committed main branch (skipped where there is no main to compare with).
+buf-breaking: $(STAMP)
+	@if git rev-parse --verify -q main >/dev/null; then $(BIN)/buf breaking --against '.git#branch=main'; \
+	else echo "buf breaking: no main branch here, nothing to compare with"; fi
+
+ruff: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+mypy: $(STAMP)
+	$(BIN)/mypy
+
+lint: check-protos buf-lint buf-breaking ruff mypy
+
+test-python: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-node: $(STAMP)
+	@if [ -f clients/node/package.json ]; then $(MAKE) -C clients/node test PYTHON_BIN=$(abspath $(BIN)); \
+	else echo "no Node client yet"; fi
+
+test: lint test-python test-node
+
+## Start targetd on the offline default (the bundled sample artifact, on-device).
+run: $(STAMP)
+	$(BIN)/targetd serve --config deploy/dev.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

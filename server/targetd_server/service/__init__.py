@@ -1,0 +1,1 @@
+"""The gRPC layer: proto ↔ domain mapping, status codes, interceptors, health and reflection."""

@@ -1,0 +1,59 @@
+"""Server interceptors: bearer-token authentication.
+
+Health checks and reflection are exempt, so that orchestrator probes and tooling work without the token.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import grpc
+
+_EXEMPT_PREFIXES: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Requires ``authorization: Bearer <token>`` metadata on every call but health and reflection."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method
+        if method.startswith(_EXEMPT_PREFIXES):
+            return await continuation(handler_call_details)
+        supplied = b""
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                supplied = value.encode() if isinstance(value, str) else value
+                break
+        if hmac.compare_digest(supplied, self._expected):
+            return await continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
+        message = "missing or wrong bearer token: send metadata 'authorization: Bearer <token>'"
+        if handler is not None and handler.response_streaming:
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+                yield  # pragma: no cover
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=handler.request_deserializer if handler else None,
+            response_serializer=handler.response_serializer if handler else None,
+        )

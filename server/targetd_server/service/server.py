@@ -1,0 +1,133 @@
+"""Building and running the gRPC server: servicer, health, reflection, interceptors, limits, TLS,
+graceful shutdown.
+
+Loop affinity: everything here runs on one asyncio event loop (grpc.aio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from targetd.v1 import decisioning_service_pb2 as pb
+from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
+from targetd_server.config import Settings
+from targetd_server.service.interceptors import TokenAuthInterceptor
+from targetd_server.service.servicer import DecisioningServicer
+from targetd_server.target_client import TargetClient
+
+log = logging.getLogger("targetd.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisioningService"].full_name
+
+
+def server_options(settings: Settings) -> list[tuple[str, Any]]:
+    """Channel arguments: message limits, keepalive enforcement, SO_REUSEPORT."""
+    min_ping_ms = int(settings.keepalive_min_ping_interval * 1000)
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        # Tolerate client keepalive pings down to the configured interval, also on idle connections
+        # (clients commonly ping every 30 s); faster pings get the connection closed (GOAWAY).
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", min_ping_ms),
+        ("grpc.http2.min_ping_interval_without_data_ms", min_ping_ms),
+        ("grpc.http2.max_ping_strikes", 2),
+        # The server pings idle clients too, so dead peers and their streams are noticed.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Several worker processes may share one port (SPEC §8).
+        ("grpc.so_reuseport", 1),
+    ]
+
+
+def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert or not settings.tls_key:
+        return None
+    key = Path(settings.tls_key).read_bytes()
+    cert = Path(settings.tls_cert).read_bytes()
+    ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+@dataclass
+class RunningServer:
+    """A started server: its bound port and the parts shutdown needs."""
+
+    server: grpc.aio.Server
+    client: TargetClient
+    health: health.aio.HealthServicer
+    port: int
+    settings: Settings
+
+    async def stop(self) -> None:
+        """Graceful stop: health NOT_SERVING first, then in-flight calls get the grace period, then the
+        client stops (flushing what it can)."""
+        await self.health.enter_graceful_shutdown()
+        await self.client.stop()
+        await self.server.stop(self.settings.grace_period)
+
+
+async def start_server(settings: Settings, client: TargetClient | None = None) -> RunningServer:
+    """Create, bind and start the server and its client. Health is NOT_SERVING until the client is ready."""
+    client = client or TargetClient(settings)
+    interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
+    pb_grpc.add_DecisioningServiceServicer_to_server(DecisioningServicer(client), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+
+    credentials = _credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}: address in use or not local")
+
+    pending: set[asyncio.Task[None]] = set()
+
+    def on_readiness(ready: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            task = asyncio.get_running_loop().create_task(health_servicer.set(name, status))
+            pending.add(task)  # keep a reference until done
+            task.add_done_callback(pending.discard)
+
+    await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    client.add_readiness_listener(on_readiness)
+    await client.start()
+    return RunningServer(server, client, health_servicer, port, settings)
+
+
+async def serve(settings: Settings, *, announce: bool = True) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start_server(settings)
+    host = settings.listen.rsplit(":", 1)[0]
+    log.info("listening", extra={"address": f"{host}:{running.port}", "method": settings.decisioning_method})
+    if announce:
+        # One machine-readable line on stdout, so that scripts and tests learn the bound port.
+        print(f"targetd listening on {host}:{running.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"grace_period_s": settings.grace_period})
+    await running.stop()
+    log.info("stopped")
