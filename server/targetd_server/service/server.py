@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
+from targetd_server import metrics
 from targetd_server.config import Settings
 from targetd_server.service.interceptors import TokenAuthInterceptor
 from targetd_server.service.servicer import DecisioningServicer
@@ -99,6 +100,7 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
     pending: set[asyncio.Task[None]] = set()
 
     def on_readiness(ready: bool) -> None:
+        metrics.READY.set(1 if ready else 0)
         status = (
             health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
         )
@@ -117,6 +119,8 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
 
 async def serve(settings: Settings, *, announce: bool = True) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    if settings.metrics_listen:
+        metrics.serve_metrics(settings.metrics_listen)
     running = await start_server(settings)
     host = settings.listen.rsplit(":", 1)[0]
     log.info("listening", extra={"address": f"{host}:{running.port}", "method": settings.decisioning_method})
