@@ -65,3 +65,18 @@ def test_bad_configuration_exits_with_the_sdk_message(tmp_path: object) -> None:
     )
     assert result.returncode == 2
     assert "Client is required" in result.stderr
+
+
+def test_probe_command_reports_health(tmp_path: object) -> None:
+    import subprocess
+    import sys
+
+    def probe(address: str) -> int:
+        cmd = [sys.executable, "-m", "targetd_server.main", "probe", "--address", address, "--timeout", "2"]
+        return subprocess.run(cmd, capture_output=True, timeout=30).returncode
+
+    with TargetdProcess([*BASE, "--data-dir", str(tmp_path)]) as proc:
+        eventually(lambda: probe(proc.address) == 0, timeout=15)
+    args = [*BASE, "--decisioning-method", "on-device", "--artifact-location", "http://127.0.0.1:9/rules.json"]
+    with TargetdProcess([*args, "--data-dir", str(tmp_path)]) as proc:
+        assert probe(proc.address) == 1

@@ -1,0 +1,32 @@
+# targetd service image: multi-stage, non-root, with a gRPC health probe.
+#   docker build -t targetd .
+#   docker run -p 50051:50051 -e TARGETD_CLIENT=acmeclient -e TARGETD_ORGANIZATION_ID=123@AdobeOrg targetd
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY clients/python clients/python
+COPY server server
+COPY pyproject.toml README.md ./
+RUN python -m venv /opt/targetd \
+ && /opt/targetd/bin/pip install ./clients/python . \
+ && find /opt/targetd -name '__pycache__' -prune -exec rm -rf {} +
+
+FROM python:3.11-slim
+RUN groupadd --system --gid 10001 targetd \
+ && useradd --system --uid 10001 --gid targetd --home-dir /var/lib/targetd --shell /usr/sbin/nologin targetd \
+ && mkdir -p /var/lib/targetd && chown targetd:targetd /var/lib/targetd
+COPY --from=build /opt/targetd /opt/targetd
+ENV PATH=/opt/targetd/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    TARGETD_LISTEN=0.0.0.0:50051 \
+    TARGETD_DATA_DIR=/var/lib/targetd \
+    TARGETD_METRICS_LISTEN=0.0.0.0:9464
+USER 10001:10001
+VOLUME ["/var/lib/targetd"]
+EXPOSE 50051 9464
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["targetd", "probe", "--address", "127.0.0.1:50051"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["targetd"]
+CMD ["serve"]
