@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install protos check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean
+.PHONY: docs help install protos check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean
 
 help:
 	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
@@ -30,6 +30,10 @@ check-protos: $(STAMP)
 	@tmp=$$(mktemp -d); VENV_BIN=$(abspath $(BIN)) protos/generate.sh $$tmp >/dev/null; \
 	if diff -r -q -x __pycache__ $$tmp/targetd clients/python/src/targetd; then echo "generated stubs are fresh"; rm -rf $$tmp; \
 	else rm -rf $$tmp; echo "generated stubs are stale: run 'make protos' and commit the result" >&2; exit 1; fi
+
+## Refresh the configuration table in README.md from the Settings definition.
+docs: $(STAMP)
+	$(BIN)/python -m targetd_server.config --write-readme README.md
 
 buf-lint: $(STAMP)
 	$(BIN)/buf lint

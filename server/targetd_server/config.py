@@ -209,16 +209,35 @@ def settings_table() -> str:
     """The options as a Markdown table (option, flag, environment, default, meaning)."""
     rows = ["| option | flag | environment | default | meaning |", "|---|---|---|---|---|"]
     for name, spec in _FIELDS.items():
-        default = spec.default if spec.default is not None else ""
+        default = "—" if spec.default in (None, "") else f"`{spec.default}`"
         rows.append(
             f"| `{name}` | `--{name.replace('_', '-')}` | `{ENV_PREFIX}{name.upper()}` | "
-            f"`{default}` | {spec.metadata['help']} |"
+            f"{default} | {spec.metadata['help']} |"
         )
     return "\n".join(rows)
 
 
+README_START: Final = "<!-- config-table:start -->"
+README_END: Final = "<!-- config-table:end -->"
+
+
+def with_settings_table(readme: str) -> str:
+    """``readme`` with the text between the config-table markers replaced by :func:`settings_table`."""
+    head, _, rest = readme.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    return f"{head}{README_START}\n{settings_table()}\n{README_END}{tail}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - documentation helper
-    print(settings_table())
+    """Print the options table, or with ``--write-readme PATH`` refresh it inside that README."""
+    parser = argparse.ArgumentParser(prog="python -m targetd_server.config")
+    parser.add_argument("--write-readme", metavar="PATH")
+    args = parser.parse_args(argv)
+    if args.write_readme:
+        path = Path(args.write_readme)
+        path.write_text(with_settings_table(path.read_text()))
+    else:
+        print(settings_table())
 
 
 if __name__ == "__main__":  # pragma: no cover

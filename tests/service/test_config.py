@@ -75,3 +75,11 @@ def test_table_lists_every_option() -> None:
     table = settings_table()
     for name in ("client", "organization_id", "polling_interval", "artifact_payload", "listen", "auth_token"):
         assert f"`{name}`" in table
+
+
+def test_readme_configuration_table_is_current() -> None:
+    from targetd_server.config import with_settings_table
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    assert with_settings_table(readme) == readme, "README's option table is stale: run `make docs`"
