@@ -77,6 +77,12 @@ def test_probe_command_reports_health(tmp_path: object) -> None:
 
     with TargetdProcess([*BASE, "--data-dir", str(tmp_path)]) as proc:
         eventually(lambda: probe(proc.address) == 0, timeout=15)
-    args = [*BASE, "--decisioning-method", "on-device", "--artifact-location", "http://127.0.0.1:9/rules.json"]
+    args = [
+        *BASE,
+        "--decisioning-method",
+        "on-device",
+        "--artifact-location",
+        "http://127.0.0.1:9/rules.json",
+    ]
     with TargetdProcess([*args, "--data-dir", str(tmp_path)]) as proc:
         assert probe(proc.address) == 1
