@@ -1,0 +1,109 @@
+"""Page and referring URL context (Node SDK semantics), with the maintained public-suffix list.
+
+Node splits a URL with ``parse-uri`` (loose mode) and the host with ``psl``; this module does the same
+with the same regular expression and ``publicsuffixlist`` (ICANN and private suffixes):
+
+* ``domain`` is the registrable domain (``hooli.com``), or the whole host when it has none (a single
+  label such as ``local-target-test``, an IP address); never a port;
+* ``topLevelDomain`` is the public suffix (``us-east-1.elasticbeanstalk.com``), ``""`` when there is no
+  registrable domain;
+* ``subdomain`` is what precedes the domain, with a leading ``www.`` removed (4 characters: Node's
+  behaviour, not the Python SDK's 3-character bug);
+* ``path``, ``query`` (without ``?``) and ``fragment`` (without ``#``), plus ``<field>_lc`` lower-cased.
+
+Results are cached per URL string in a bounded LRU cache; callers must treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+from typing import Any
+
+from publicsuffixlist import PublicSuffixList
+
+__all__ = ["EMPTY_URL_CONTEXT", "parse_domain", "url_context"]
+
+# parse-uri 1.x, loose mode (the default): groups 6 host, 9 path, 12 query, 13 anchor.
+_LOOSE = re.compile(
+    r"^(?:(?![^:@]+:[^:@/]*@)([^:/?#.]+):)?(?://)?((?:(([^:@]*)(?::([^:@]*))?)?@)?([^:/?#]*)(?::(\d*))?)"
+    r"(((/(?:[^?#](?![^?#/]*\.[^?#/.]+(?:[?#]|$)))*/?)?([^?#/]*))(?:\?([^#]*))?(?:#(.*))?)"
+)
+
+_psl: PublicSuffixList | None = None
+
+
+def _suffix_list() -> PublicSuffixList:
+    global _psl
+    if _psl is None:
+        _psl = PublicSuffixList()
+    return _psl
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=4096)
+def parse_domain(host: str) -> tuple[str, str, str]:
+    """``(domain, subdomain, topLevelDomain)`` of a host name (no port)."""
+    if not host or "." not in host or _is_ip(host):
+        return host, "", ""
+    lowered = host.lower().rstrip(".")
+    psl = _suffix_list()
+    registrable = psl.privatesuffix(lowered)
+    if registrable is None:
+        return host, "", ""
+    suffix = psl.publicsuffix(lowered) or ""
+    # Keep the caller's spelling (the `_lc` twins carry the lower-case form).
+    domain = host[len(host) - len(registrable) :] if len(host) >= len(registrable) else registrable
+    subdomain = host[: len(host) - len(registrable) - 1] if len(host) > len(registrable) else ""
+    tld = host[len(host) - len(suffix) :] if suffix else ""
+    if subdomain.startswith("www."):
+        subdomain = subdomain[4:]
+    elif subdomain.lower() == "www":
+        subdomain = ""
+    return domain, subdomain, tld
+
+
+def _build(url: str) -> dict[str, str]:
+    match = _LOOSE.match(url)
+    host = path = query = fragment = ""
+    if match is not None:
+        host = match.group(6) or ""
+        path = match.group(9) or ""
+        query = match.group(12) or ""
+        fragment = match.group(13) or ""
+    domain, subdomain, tld = parse_domain(host)
+    return {
+        "url": url,
+        "path": path,
+        "query": query,
+        "fragment": fragment,
+        "subdomain": subdomain,
+        "domain": domain,
+        "topLevelDomain": tld,
+        "url_lc": url.lower(),
+        "path_lc": path.lower(),
+        "query_lc": query.lower(),
+        "fragment_lc": fragment.lower(),
+        "subdomain_lc": subdomain.lower(),
+        "domain_lc": domain.lower(),
+        "topLevelDomain_lc": tld.lower(),
+    }
+
+
+EMPTY_URL_CONTEXT: dict[str, Any] = _build("")
+
+
+@lru_cache(maxsize=4096)
+def url_context(url: str) -> dict[str, Any]:
+    """The ``page``/``referring`` context of a URL (cached; do not mutate the result)."""
+    if not url:
+        return EMPTY_URL_CONTEXT
+    return _build(url)
