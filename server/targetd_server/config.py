@@ -74,6 +74,13 @@ class Settings:
     heartbeat_interval: float = _opt(20.0, "SubscribeEvents heartbeat interval, seconds.", kind=float)
     max_stream_age: float = _opt(0.0, "Close event streams after this many seconds (0: never).", kind=float)
     subscriber_queue_size: int = _opt(256, "Events buffered per subscriber before it is cut off.", kind=int)
+    artifact_connect_timeout: float = _opt(5.0, "Artifact download connect timeout, seconds.", kind=float)
+    artifact_read_timeout: float = _opt(
+        30.0, "Artifact download read timeout (longest wait for data), seconds.", kind=float
+    )
+    polling_interval_minimum: int = _opt(
+        300000, "Development only: polling_interval floor, ms (Node: 300000); lower only in tests.", kind=int
+    )
     tls_cert: str | None = _opt(None, "Server certificate (PEM) path; enables TLS.", optional=True)
     tls_key: str | None = _opt(None, "Server private key (PEM) path.", optional=True)
     tls_client_ca: str | None = _opt(

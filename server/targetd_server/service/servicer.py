@@ -5,15 +5,16 @@ Only proto ↔ domain mapping happens here; error → status mapping is :func:`m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
 from typing import Any
 
 import grpc
 
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
-from targetd_server.errors import UnimplementedError
-from targetd_server.service.status import maps_errors
+from targetd_server.errors import TargetdError
+from targetd_server.service.status import maps_errors, status_for
 from targetd_server.target_client import TargetClient
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -47,11 +48,34 @@ class DecisioningServicer(pb_grpc.DecisioningServiceServicer):
     async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.GetStatusResponse:
         return self._client.status()
 
-    async def SubscribeEvents(
+    async def SubscribeEvents(  # type: ignore[override]  # writes with context.write, returns nothing
         self, request: pb.SubscribeEventsRequest, context: Context
-    ) -> AsyncIterator[pb.SubscribeEventsResponse]:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            str(UnimplementedError("SubscribeEvents is not implemented yet: it lands with the event bus")),
-        )
-        yield pb.SubscribeEventsResponse()  # pragma: no cover - unreachable, makes this a generator
+    ) -> None:
+        """Stream the client's events (see ``targetd_server.events``). Written with ``context.write`` in
+        this handler's own task, so that a subscriber cut off while a write is stuck on a client that
+        stopped reading can be woken (the task is cancelled) and ended with RESOURCE_EXHAUSTED."""
+        try:
+            subscription = self._client.events.subscribe(request.types, request.include_artifact_payload)
+        except TargetdError as error:
+            await context.abort(status_for(error), str(error))
+        task = asyncio.current_task()
+        if task is not None:
+            subscription.on_cutoff = functools.partial(task.cancel, "subscriber cut off")
+        failure: TargetdError | None = None
+        try:
+            async for response in subscription:
+                await context.write(response)
+            if subscription.expired:
+                context.set_trailing_metadata((("targetd-stream-end", "max-stream-age"),))
+        except asyncio.CancelledError:
+            if subscription.error is None:
+                raise
+            failure = subscription.error
+            if task is not None:
+                task.uncancel()
+        except TargetdError as error:
+            failure = error
+        finally:
+            subscription.close()
+        if failure is not None:
+            await context.abort(status_for(failure), str(failure))

@@ -1,0 +1,338 @@
+"""The artifact provider: fetch, validate and compile, swap atomically, persist, poll, and tell the bus.
+
+Lifecycle: :meth:`ArtifactProvider.start` applies ``artifact_payload`` or the last-known-good disk copy
+at once (when there is one), then a background task fetches the configured location: at once when no
+artifact came from a payload, then every ``polling_interval`` (with up to 10 % jitter, so that replicas
+spread out). A failed attempt publishes ``artifact_download_failed`` and is retried with exponential
+backoff (full jitter): indefinitely while no artifact is applied, else up to :data:`MAX_RETRIES` times for
+retryable failures (5xx, network, timeout) before waiting for the next poll. A fetched artifact is parsed
+and compiled in a worker thread and installed with one assignment of :attr:`ArtifactProvider.snapshot`;
+anything that fails on the way leaves the current snapshot in place.
+
+Loop affinity: construct, start, stop and read on the server's event loop; blocking work (HTTP, file I/O,
+JSON parsing, compiling) runs in worker threads via ``asyncio.to_thread``, so the loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from targetd.v1 import decisioning_service_pb2 as pb
+from targetd_server.artifacts.cache import DiskCache
+from targetd_server.artifacts.snapshot import ArtifactSnapshot
+from targetd_server.artifacts.sources import (
+    ArtifactFetchError,
+    Fetched,
+    Source,
+    artifact_location,
+    file_revision,
+    initial_payload,
+    is_remote,
+    make_source,
+)
+from targetd_server.config import Settings
+from targetd_server.engine import (
+    CompiledArtifact,
+    InvalidArtifactError,
+    UnsupportedArtifactVersionError,
+    compile_artifact,
+    geo_from_lookup,
+)
+from targetd_server.events import EventBus
+
+log = logging.getLogger("targetd.artifacts")
+
+MAX_RETRIES: Final = 10  # retries of one poll for retryable failures (Node: 10)
+BACKOFF_BASE: Final = 0.1  # seconds; doubles per attempt
+BACKOFF_CAP: Final = 30.0  # seconds; also capped by the polling interval
+JITTER: Final = 0.1  # polls run up to 10 % after the interval
+
+
+def effective_polling_interval(settings: Settings) -> int:
+    """``polling_interval`` in ms as Node applies it: 0 stays off, else at least the minimum."""
+    if settings.polling_interval == 0:
+        return 0
+    return max(settings.polling_interval_minimum, settings.polling_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    compiled: CompiledArtifact
+    body: bytes
+    etag: str | None
+    headers: dict[str, str]
+
+
+class ArtifactProvider:
+    """Owns the current :class:`ArtifactSnapshot` and keeps it fresh; see the module docstring.
+
+    ``on_applied`` is called on the loop after every install (the Target client uses it for readiness).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus,
+        *,
+        on_applied: Callable[[ArtifactSnapshot], None] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.settings = settings
+        self.location = artifact_location(settings)
+        self.polling_interval_ms = effective_polling_interval(settings)
+        self.cache = DiskCache(settings.data_path / "artifacts")
+        self.snapshot: ArtifactSnapshot | None = None
+        """The artifact applied now (None before the first). Read it once per decision."""
+        self.last_fetch_ns: int | None = None
+        self.last_error: ArtifactFetchError | None = None
+        self._bus = bus
+        self._on_applied = on_applied
+        self._clock = clock
+        self._source: Source | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._downloads = 0
+        self._stopped = False
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Apply the payload or the disk cache if any, then start fetching in the background."""
+        if self._task is not None:
+            return
+        self._source = make_source(self.settings)
+        fetch_now = True
+        try:
+            payload = initial_payload(self.settings)
+        except ArtifactFetchError as error:
+            self._failed(error, "artifact_payload")
+            payload = None
+        if payload is not None:
+            fetch_now = not await self._apply_payload(payload)
+        elif is_remote(self.location):
+            await self._apply_disk_cache()
+        if fetch_now or self.polling_interval_ms > 0:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(fetch_now), name="targetd-artifact-poller"
+            )
+
+    async def stop(self) -> None:
+        """Stop polling and release the HTTP session; safe to call more than once."""
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._source is not None:
+            self._source.close()
+
+    # ------------------------------------------------------------------------------------ polling
+
+    async def _run(self, fetch_now: bool) -> None:
+        failures = 0
+        if not fetch_now:
+            await asyncio.sleep(self._poll_delay())
+        while not self._stopped:
+            error = await self.refresh()
+            if error is None:
+                failures = 0
+                if self.polling_interval_ms == 0:
+                    return
+                delay = self._poll_delay()
+            else:
+                failures += 1
+                if self.snapshot is None or (error.retryable and failures <= MAX_RETRIES):
+                    delay = self._backoff(failures)
+                else:
+                    failures = 0
+                    if self.polling_interval_ms == 0:
+                        return
+                    delay = self._poll_delay()
+            log.debug("next artifact fetch in %.3f s", delay)
+            await asyncio.sleep(delay)
+
+    def _poll_delay(self) -> float:
+        return self.polling_interval_ms / 1000 * (1 + JITTER * random.random())
+
+    def _backoff(self, failures: int) -> float:
+        cap = BACKOFF_CAP
+        if self.polling_interval_ms:
+            cap = min(cap, self.polling_interval_ms / 1000)
+        return random.uniform(0, min(cap, BACKOFF_BASE * 2 ** (failures - 1))) + BACKOFF_BASE / 10
+
+    async def refresh(self) -> ArtifactFetchError | None:
+        """Fetch once now and apply what is new. Returns the error of a failed attempt (already published
+        as ``artifact_download_failed``), else None."""
+        source = self._source
+        if source is None:
+            raise RuntimeError("refresh() before start()")
+        self.last_fetch_ns = self._clock()
+        current = self.snapshot
+        etag = current.etag if current is not None else None
+        try:
+            result = await asyncio.to_thread(self._download, source, etag)
+        except ArtifactFetchError as error:
+            self._failed(error, self.location)
+            return error
+        self.last_error = None
+        if result is None:
+            self._revalidated()
+            return None
+        source_kind = pb.ARTIFACT_SOURCE_REMOTE if is_remote(self.location) else pb.ARTIFACT_SOURCE_FILE
+        snapshot = self._install(result, source_kind, self.location, self.last_fetch_ns)
+        self._bus.publish_artifact_download_succeeded(self.location, snapshot.info, snapshot.raw)
+        geo = geo_from_lookup(result.headers)
+        if geo.ListFields():
+            self._bus.publish_geo_location_updated(geo)
+        self._notify(snapshot)
+        if source_kind == pb.ARTIFACT_SOURCE_REMOTE:
+            await asyncio.to_thread(
+                self.cache.save,
+                snapshot.raw,
+                location=self.location,
+                etag=snapshot.etag,
+                fetched_at_ns=self.last_fetch_ns,
+            )
+        return None
+
+    def _download(self, source: Source, etag: str | None) -> _Compiled | None:
+        """Worker thread: fetch, parse, compile. None when not modified."""
+        fetched: Fetched = source.fetch(etag)
+        if fetched.body is None:
+            return None
+        self._downloads += 1
+        return self._compile(fetched.body, fetched.etag, fetched.headers, self.location)
+
+    def _compile(
+        self, body: bytes, etag: str | None, headers: dict[str, str], location: str | None
+    ) -> _Compiled:
+        try:
+            raw: Any = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ArtifactFetchError("invalid_artifact", f"Unable to read artifact JSON: {exc}") from None
+        try:
+            compiled = compile_artifact(
+                raw,
+                artifact_location=location,
+                polling_interval_ms=self.polling_interval_ms,
+                retrieved_at_ms=self._clock() // 1_000_000,
+                retrieval_count=max(1, self._downloads),
+            )
+        except UnsupportedArtifactVersionError as exc:
+            raise ArtifactFetchError("unsupported_version", str(exc)) from None
+        except InvalidArtifactError as exc:
+            raise ArtifactFetchError("invalid_artifact", str(exc)) from None
+        return _Compiled(compiled, body, etag, headers)
+
+    # ------------------------------------------------------------------------------------ applying
+
+    def _info(self, result: _Compiled, source: int, location: str, fetched_at_ns: int) -> pb.ArtifactInfo:
+        meta = result.compiled.meta
+        info = pb.ArtifactInfo(
+            location=location,
+            source=source,  # type: ignore[arg-type]
+            revision=result.etag or file_revision(result.body),
+            version=result.compiled.version,
+            size_bytes=len(result.body),
+            generated_at=str(meta.get("generatedAt") or ""),
+            client_code=str(meta.get("clientCode") or ""),
+            environment=str(meta.get("environment") or ""),
+            workspace=str(meta.get("workspace") or ""),
+            mbox_count=len(result.compiled.mbox_rules),
+            view_count=len(result.compiled.view_rules),
+            rule_count=result.compiled.rule_count,
+        )
+        info.fetched_at.FromNanoseconds(fetched_at_ns)
+        return info
+
+    def _install(self, result: _Compiled, source: int, location: str, fetched_at_ns: int) -> ArtifactSnapshot:
+        info = self._info(result, source, location, fetched_at_ns)
+        snapshot = ArtifactSnapshot(result.compiled, info, result.body, result.etag)
+        self.snapshot = snapshot  # the atomic swap: in-flight decisions keep the one they read
+        log.info(
+            "artifact applied from %s: revision %s, version %s, %d bytes, %d rules",
+            location or "artifact_payload",
+            info.revision,
+            info.version,
+            info.size_bytes,
+            info.rule_count,
+        )
+        return snapshot
+
+    def _notify(self, snapshot: ArtifactSnapshot) -> None:
+        if self._on_applied is not None:
+            self._on_applied(snapshot)
+
+    def _revalidated(self) -> None:
+        current = self.snapshot
+        if current is None or current.info.source != pb.ARTIFACT_SOURCE_DISK_CACHE:
+            log.debug("artifact not modified")
+            return
+        info = pb.ArtifactInfo()
+        info.CopyFrom(current.info)
+        info.source = pb.ARTIFACT_SOURCE_REMOTE
+        if self.last_fetch_ns is not None:
+            info.fetched_at.FromNanoseconds(self.last_fetch_ns)
+        self.snapshot = ArtifactSnapshot(current.compiled, info, current.raw, current.etag)
+        log.info("cached artifact revalidated upstream (not modified): revision %s", info.revision)
+
+    def _failed(self, error: ArtifactFetchError, location: str) -> None:
+        self.last_error = error
+        log.warning("Failed to retrieve artifact: %s (%s)", error, location)
+        self._bus.publish_artifact_download_failed(location, error.to_event_error())
+
+    async def _apply_payload(self, payload: bytes) -> bool:
+        try:
+            result = await asyncio.to_thread(self._compile, payload, None, {}, None)
+        except ArtifactFetchError as error:
+            self._failed(error, "artifact_payload")
+            return False
+        snapshot = self._install(result, pb.ARTIFACT_SOURCE_PAYLOAD, "", self._clock())
+        self._notify(snapshot)
+        return True
+
+    async def _apply_disk_cache(self) -> None:
+        cached = await asyncio.to_thread(self.cache.load, self.location)
+        if cached is None:
+            return
+        try:
+            result = await asyncio.to_thread(self._compile, cached.body, cached.etag, {}, self.location)
+        except ArtifactFetchError as error:
+            log.warning("ignoring the cached artifact %s: %s", cached.path, error)
+            return
+        snapshot = self._install(result, pb.ARTIFACT_SOURCE_DISK_CACHE, self.location, cached.fetched_at_ns)
+        log.warning(
+            "serving the last-known-good artifact from %s (fetched %s ago) while revalidating %s",
+            cached.path,
+            _age(self._clock() - cached.fetched_at_ns),
+            self.location,
+        )
+        self._notify(snapshot)
+
+    # ------------------------------------------------------------------------------------ status
+
+    def fill_status(self, status: pb.GetStatusResponse) -> None:
+        """Fill the artifact fields of a GetStatus response."""
+        current = self.snapshot
+        now = self._clock()
+        if current is not None:
+            status.artifact.CopyFrom(current.info)
+            status.artifact_age_seconds = max(0, now - current.info.fetched_at.ToNanoseconds()) / 1e9
+        if self.last_fetch_ns is not None:
+            status.last_fetch_time.FromNanoseconds(self.last_fetch_ns)
+        if self.last_error is not None:
+            status.last_error.CopyFrom(self.last_error.to_event_error())
+
+
+def _age(nanoseconds: int) -> str:
+    seconds = max(0, nanoseconds) // 1_000_000_000
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s"

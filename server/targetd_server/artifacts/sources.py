@@ -1,0 +1,220 @@
+"""Where the artifact comes from, and one fetch of it.
+
+* :func:`artifact_location` — the configured ``artifact_location`` (http, https, ``file://`` or a path), or
+  the Target CDN URL ``https://{cdn host}/{client}/{environment}/v1/[{property token}/]rules.json``.
+* :func:`initial_payload` — ``artifact_payload``, inline JSON or ``@path``.
+* :class:`HttpSource` / :class:`FileSource` — one blocking fetch, with ``If-None-Match`` / ETag for HTTP.
+
+Thread affinity: the sources block (HTTP, file reads); call :meth:`fetch` from a worker thread
+(``asyncio.to_thread``), one call at a time per source. They raise :class:`ArtifactFetchError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Protocol
+from urllib.parse import unquote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from targetd.v1 import decisioning_service_pb2 as pb
+from targetd_server import __version__
+from targetd_server.config import Settings
+from targetd_server.errors import UpstreamError
+
+CDN_HOSTS: Final = {
+    "production": "assets.adobetarget.com",
+    "staging": "assets.staging.adobetarget.com",
+    "development": "assets.staging.adobetarget.com",
+}
+# The SDKs' messages (reference §4.1), verbatim.
+NOT_AUTHORIZED: Final = (
+    "Artifact request is not authorized. This is likely due to On-Device-Decisioning being disabled in "
+    "Admin settings.  Please enable and try again."
+)
+NON_200: Final = "Non-200 status code response from artifact request: {status}"
+
+
+class ArtifactFetchError(UpstreamError):
+    """A fetch failed or its content was rejected.
+
+    ``kind`` is the ``EventError.kind`` ("http_status", "network", "timeout", "file", "invalid_artifact",
+    "unsupported_version"); ``retryable`` tells whether trying again soon may help (5xx, network, timeout).
+    """
+
+    def __init__(
+        self, kind: str, message: str, *, status: int | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(message, status=status)
+        self.kind = kind
+        self.retryable = retryable
+
+    def to_event_error(self) -> pb.EventError:
+        """The proto form carried by ``artifact_download_failed`` and GetStatus."""
+        return pb.EventError(kind=self.kind, message=str(self), http_status=self.status or 0)
+
+
+def _cdn_base(settings: Settings) -> str:
+    base = settings.cdn_base_path
+    if base:
+        return base.rstrip("/") if "://" in base else "https://" + base.strip("/")
+    host = CDN_HOSTS.get(settings.cdn_environment.lower(), CDN_HOSTS["production"])
+    return "https://" + host
+
+
+def artifact_location(settings: Settings) -> str:
+    """The location to fetch: ``artifact_location`` as configured, else the CDN URL (reference §4.1)."""
+    if settings.artifact_location:
+        return settings.artifact_location
+    parts = [
+        _cdn_base(settings),
+        settings.client,
+        settings.environment,
+        "v1",
+        settings.property_token,
+        "rules.json",
+    ]
+    return "/".join(p for p in parts if p)
+
+
+def is_remote(location: str) -> bool:
+    """Whether ``location`` is fetched over HTTP(S) (else it is a local file)."""
+    return location.lower().startswith(("http://", "https://"))
+
+
+def file_path(location: str) -> Path:
+    """The local path of a ``file://`` URL or a plain path."""
+    if location.lower().startswith("file://"):
+        return Path(unquote(urlsplit(location).path))
+    return Path(location)
+
+
+def initial_payload(settings: Settings) -> bytes | None:
+    """The ``artifact_payload`` bytes (inline JSON, or the content of ``@path``), or None.
+
+    Raises :class:`ArtifactFetchError` (kind "file") when the ``@path`` cannot be read.
+    """
+    payload = settings.artifact_payload
+    if not payload:
+        return None
+    if payload.startswith("@"):
+        path = Path(payload[1:])
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ArtifactFetchError(
+                "file", f"artifact_payload file {path} cannot be read ({exc.strerror}); fix the path"
+            ) from None
+    return payload.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A fetch result: ``body`` is None for "not modified" (304, or an unchanged file)."""
+
+    body: bytes | None
+    etag: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """One place an artifact is fetched from."""
+
+    location: str
+
+    def fetch(self, etag: str | None) -> Fetched:
+        """Fetch; ``etag`` is the revision held now (sent as If-None-Match). Blocks."""
+        ...
+
+    def close(self) -> None:
+        """Release pooled resources."""
+        ...
+
+
+class HttpSource:
+    """HTTP(S) with one pooled :class:`requests.Session`; no urllib3 retries (the provider retries)."""
+
+    def __init__(self, location: str, *, connect_timeout: float, read_timeout: float) -> None:
+        self.location = location
+        self._timeout = (connect_timeout, read_timeout)
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["User-Agent"] = f"targetd/{__version__}"
+
+    def fetch(self, etag: str | None) -> Fetched:
+        headers = {"If-None-Match": etag} if etag else {}
+        try:
+            response = self._session.get(self.location, headers=headers, timeout=self._timeout)
+            body = response.content
+        except requests.Timeout as exc:
+            raise ArtifactFetchError(
+                "timeout", f"artifact request timed out ({exc.__class__.__name__})", retryable=True
+            ) from None
+        except requests.RequestException as exc:
+            raise ArtifactFetchError(
+                "network", f"artifact request failed: {_reason(exc)}", retryable=True
+            ) from None
+        status = response.status_code
+        if status == 304 and etag:
+            return Fetched(None, etag, dict(response.headers))
+        if status == 403:
+            raise ArtifactFetchError("http_status", NOT_AUTHORIZED, status=status)
+        if status != 200:
+            raise ArtifactFetchError(
+                "http_status",
+                NON_200.format(status=status),
+                status=status,
+                retryable=status >= 500 or status < 200 or status == 429,
+            )
+        return Fetched(body, response.headers.get("ETag") or None, dict(response.headers))
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+class FileSource:
+    """A local file; an unchanged file (same digest as ``etag``) counts as not modified."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.path = file_path(location)
+
+    def fetch(self, etag: str | None) -> Fetched:
+        try:
+            body = self.path.read_bytes()
+        except OSError as exc:
+            raise ArtifactFetchError(
+                "file", f"artifact file {self.path} cannot be read ({exc.strerror}); fix artifact_location"
+            ) from None
+        digest = file_revision(body)
+        return Fetched(None if digest == etag else body, digest)
+
+    def close(self) -> None:
+        pass
+
+
+def file_revision(body: bytes) -> str:
+    """The revision of content without an ETag: ``sha256:<first 16 hex digits>``."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()[:16]
+
+
+def make_source(settings: Settings) -> Source:
+    """The source for the configured location (pooled session for HTTP)."""
+    location = artifact_location(settings)
+    if is_remote(location):
+        return HttpSource(
+            location,
+            connect_timeout=settings.artifact_connect_timeout,
+            read_timeout=settings.artifact_read_timeout,
+        )
+    return FileSource(location)
