@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -35,6 +35,7 @@ __all__ = [
     "TARGET_COOKIE",
     "MissingAttributeError",
     "ParsedCookies",
+    "RequestIdentity",
     "add_mboxes_to_request",
     "attribute_value",
     "build_envelope",
@@ -43,7 +44,9 @@ __all__ = [
     "create_location_hint_cookie",
     "create_target_cookie",
     "fill_attributes",
+    "on_device_envelope",
     "parse_target_cookie",
+    "resolve_identity",
 ]
 
 TARGET_COOKIE = "mbox"
@@ -110,6 +113,35 @@ def parse_target_cookie(value: str | None, *, now_ms: int | None = None) -> Pars
             if now_s <= expires:
                 parts[unquote(pieces[0])] = (unquote(pieces[1]), expires)
     return ParsedCookies(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIdentity:
+    """Who the request is for, from the cookie and the call's options (both decisioning paths)."""
+
+    session_id: str
+    device_id: str | None
+    cluster: str | None
+
+    def apply_to(self, request: delivery_pb2.DeliveryRequest) -> None:
+        """Default ``request.id.tntId`` to the device id of the ``PC`` cookie (the SDKs' behaviour)."""
+        if self.device_id and not request.id.tnt_id:
+            request.id.tnt_id = self.device_id
+
+
+def resolve_identity(
+    target_cookie: str | None,
+    *,
+    session_id: str | None,
+    location_hint: str | None,
+    new_id: Callable[[], str],
+    now_ms: int | None = None,
+) -> RequestIdentity:
+    """Session id: the cookie's ``session`` > ``session_id`` option > a new id. Device id: the ``PC``
+    part. Cluster: the one in the device id, else ``location_hint``."""
+    cookies = parse_target_cookie(target_cookie, now_ms=now_ms)
+    session = cookies.session_id or session_id or new_id()
+    return RequestIdentity(session, cookies.device_id, cookies.cluster or location_hint or None)
 
 
 def cluster_from_device_id(device_id: str | None) -> str | None:
@@ -221,6 +253,28 @@ def build_envelope(
     meta.remote_mboxes.extend(remote_mboxes)
     meta.remote_views.extend(remote_views)
     return envelope
+
+
+def on_device_envelope(
+    *,
+    response: delivery_pb2.DeliveryResponse,
+    request: delivery_pb2.DeliveryRequest,
+    identity: RequestIdentity,
+    remote_mboxes: Iterable[str] = (),
+    remote_views: Iterable[str] = (),
+    now_ms: int | None = None,
+) -> decisioning_service_pb2.TargetDeliveryResponse:
+    """The envelope of an on-device decision: ``mbox`` cookie from the session and the response's tntId
+    (always set on-device), ``mboxEdgeCluster`` from the request's cluster, meta ``on-device``."""
+    return build_envelope(
+        response=response,
+        request=request,
+        decisioning_method=delivery_pb2.DECISIONING_METHOD_ON_DEVICE,
+        target_cookie=create_target_cookie(identity.session_id, response.id.tnt_id or None, now_ms=now_ms),
+        target_location_hint_cookie=create_location_hint_cookie(identity.cluster, response.edge_host or None),
+        remote_mboxes=remote_mboxes,
+        remote_views=remote_views,
+    )
 
 
 # ---------------------------------------------------------------------------------- get_attributes

@@ -16,7 +16,9 @@ from targetd_server.envelope import (
     create_location_hint_cookie,
     create_target_cookie,
     fill_attributes,
+    on_device_envelope,
     parse_target_cookie,
+    resolve_identity,
 )
 from tests.engine.helpers import request, run, visitor_in
 
@@ -204,3 +206,41 @@ def test_attributes_of_an_on_device_feature_flag() -> None:
         "paymentGatewayVersion": 2.3,
         "customerFeedbackValue": 10,
     }
+
+
+def test_resolve_identity_priorities() -> None:
+    cookie = f"session#from-cookie#{NOW_S + 100}|PC#dev.35_0#{NOW_S + 100}"
+    identity = resolve_identity(
+        cookie, session_id="opt", location_hint="28", new_id=lambda: "new", now_ms=NOW_MS
+    )
+    assert (identity.session_id, identity.device_id, identity.cluster) == ("from-cookie", "dev.35_0", "35")
+    identity = resolve_identity(
+        None, session_id="opt", location_hint="28", new_id=lambda: "new", now_ms=NOW_MS
+    )
+    assert (identity.session_id, identity.device_id, identity.cluster) == ("opt", None, "28")
+    identity = resolve_identity("", session_id=None, location_hint=None, new_id=lambda: "new", now_ms=NOW_MS)
+    assert (identity.session_id, identity.cluster) == ("new", None)
+
+
+def test_on_device_envelope_end_to_end() -> None:
+    cookie = f"PC#cookie-visitor.35_0#{NOW_S + 100}"
+    identity = resolve_identity(
+        cookie, session_id=None, location_hint="28", new_id=lambda: "sess", now_ms=NOW_MS
+    )
+    req = request({"execute": {"mboxes": [{"name": "mbox-magician", "index": 1}]}}, visitor={})
+    identity.apply_to(req)
+    assert req.id.tnt_id == "cookie-visitor.35_0"
+    result = run("TEST_ARTIFACT_AB_SIMPLE", req, session_id=identity.session_id)
+    envelope = on_device_envelope(
+        response=result.response,
+        request=result.request,
+        identity=identity,
+        remote_mboxes=result.remote_mboxes,
+        now_ms=NOW_MS,
+    )
+    assert envelope.target_cookie.value == (
+        f"session#sess#{NOW_S + 1860}|PC#cookie-visitor.35_0#{NOW_S + 63244800}"
+    )
+    assert envelope.target_location_hint_cookie.value == "35"
+    assert message_to_dict(envelope.meta) == {"decisioningMethod": "on-device"}
+    assert envelope.response.id.tnt_id == "cookie-visitor.35_0"

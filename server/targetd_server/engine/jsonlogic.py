@@ -210,18 +210,21 @@ def _compile_var(args: list[Any]) -> Evaluator:
             key = parts[0]
 
             def var1(data: Mapping[str, Any]) -> Any:
-                value = data.get(key) if isinstance(data, Mapping) else _var_lookup(data, key, default)
-                return default if value is None else value
+                if type(data) is dict:  # the engine's contexts: skip the ABC check
+                    value = data.get(key)
+                    return default if value is None else value
+                return _var_lookup(data, key, default)
 
             return var1
         if len(parts) == 2 and all(not p.isdigit() for p in parts):
             k1, k2 = parts
 
             def var2(data: Mapping[str, Any]) -> Any:
-                inner = data.get(k1) if isinstance(data, Mapping) else None
-                if isinstance(inner, Mapping):
-                    value = inner.get(k2)
-                    return default if value is None else value
+                if type(data) is dict:
+                    inner = data.get(k1)
+                    if type(inner) is dict:
+                        value = inner.get(k2)
+                        return default if value is None else value
                 return _var_lookup(data, path, default)
 
             return var2
@@ -249,21 +252,43 @@ def _pair(args: list[Evaluator]) -> tuple[Evaluator, Evaluator]:
     return padded[0], padded[1]
 
 
+_NUMBER_TYPES = (int, float)
+
+
+def _less_function(or_equal: bool) -> Callable[[Any, Any], bool]:
+    """``x < y`` (or ``<=``) with a fast path for two numbers (bool is not one: ``type`` is exact)."""
+    if or_equal:
+
+        def less_equal(x: Any, y: Any) -> bool:
+            if type(x) in _NUMBER_TYPES and type(y) in _NUMBER_TYPES:
+                return bool(x <= y)
+            return js_less(x, y, True)
+
+        return less_equal
+
+    def less(x: Any, y: Any) -> bool:
+        if type(x) in _NUMBER_TYPES and type(y) in _NUMBER_TYPES:
+            return bool(x < y)
+        return js_less(x, y, False)
+
+    return less
+
+
 def _compile_compare(op: str, args: list[Evaluator]) -> Evaluator:
-    or_equal = op in ("<=", ">=")
+    less = _less_function(op in ("<=", ">="))
     if op in (">", ">="):
         a, b = _pair(args)
-        return lambda data: js_less(b(data), a(data), or_equal)
+        return lambda data: less(b(data), a(data))
     if len(args) >= 3:
         a, b, c = args[:3]
 
         def between(data: Mapping[str, Any]) -> bool:
             middle = b(data)
-            return js_less(a(data), middle, or_equal) and js_less(middle, c(data), or_equal)
+            return less(a(data), middle) and less(middle, c(data))
 
         return between
     a, b = _pair(args)
-    return lambda data: js_less(a(data), b(data), or_equal)
+    return lambda data: less(a(data), b(data))
 
 
 def _compile_in(args: list[Evaluator]) -> Evaluator:
@@ -287,7 +312,7 @@ def _compile_and(args: list[Evaluator]) -> Evaluator:
 
         def and2(data: Mapping[str, Any]) -> Any:
             value = first(data)
-            if not truthy(value):
+            if value is False or (value is not True and not truthy(value)):
                 return value
             return second(data)
 
@@ -373,7 +398,15 @@ def compile_logic(node: Any) -> Evaluator:
     if op in ("==", "!=", "===", "!=="):
         a, b = _pair(args)
         if op == "==":
-            return lambda data: js_equal(a(data), b(data))
+
+            def equal(data: Mapping[str, Any]) -> bool:
+                x = a(data)
+                y = b(data)
+                if type(x) is str and type(y) is str:
+                    return x == y
+                return js_equal(x, y)
+
+            return equal
         if op == "!=":
             return lambda data: not js_equal(a(data), b(data))
         if op == "===":
