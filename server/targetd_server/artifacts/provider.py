@@ -104,11 +104,13 @@ class ArtifactProvider:
     # ------------------------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Apply the payload or the disk cache if any, then start fetching in the background."""
+        """Apply ``artifact_payload``, or the disk cache (HTTP locations), or read the local file, then
+        keep fetching in the background. Never raises for a bad artifact: failures are published."""
         if self._task is not None:
             return
         self._source = make_source(self.settings)
         fetch_now = True
+        failures = 0
         try:
             payload = initial_payload(self.settings)
         except ArtifactFetchError as error:
@@ -118,9 +120,12 @@ class ArtifactProvider:
             fetch_now = not await self._apply_payload(payload)
         elif is_remote(self.location):
             await self._apply_disk_cache()
+        else:  # a local file is read at once: ready (or failed) when start() returns
+            failures = 1 if await self.refresh() is not None else 0
+            fetch_now = failures > 0
         if fetch_now or self.polling_interval_ms > 0:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(fetch_now), name="targetd-artifact-poller"
+                self._run(fetch_now, failures), name="targetd-artifact-poller"
             )
 
     async def stop(self) -> None:
@@ -136,9 +141,10 @@ class ArtifactProvider:
 
     # ------------------------------------------------------------------------------------ polling
 
-    async def _run(self, fetch_now: bool) -> None:
-        failures = 0
-        if not fetch_now:
+    async def _run(self, fetch_now: bool, failures: int) -> None:
+        if failures:
+            await asyncio.sleep(self._backoff(failures))
+        elif not fetch_now:
             await asyncio.sleep(self._poll_delay())
         while not self._stopped:
             error = await self.refresh()
