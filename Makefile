@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: docs help install protos check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean
+.PHONY: docs help install protos check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
 
 help:
 	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
@@ -64,6 +64,10 @@ test: lint test-python test-node
 ## Start targetd on the offline default (the bundled sample artifact, on-device).
 run: $(STAMP)
 	$(BIN)/targetd serve --config deploy/dev.yaml
+
+## Benchmarks, not part of `make test`: targetd against the gRPC floor and Adobe's SDK (bench/README.md).
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

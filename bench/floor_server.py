@@ -1,0 +1,62 @@
+"""The gRPC floor: a grpc.aio server configured exactly like targetd's, whose only RPC echoes its bytes.
+
+``python bench/floor_server.py --listen 127.0.0.1:0 [any targetd serve flag]`` prints
+``floor listening on 127.0.0.1:PORT`` and serves ``/bench.Echo/Echo`` (a generic bytes handler: no protobuf
+parsing, no work) until SIGTERM. It uses the same channel options (``server_options(settings)``), the same
+interceptors for the same settings, and registers health and reflection like ``start_server``, on the same
+default asyncio event loop, so the only difference from targetd is the handler's work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from targetd_server.config import Settings, add_arguments, load_settings
+from targetd_server.service.interceptors import TokenAuthInterceptor
+from targetd_server.service.server import server_options
+
+SERVICE = "bench.Echo"
+METHOD = f"/{SERVICE}/Echo"
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    return request
+
+
+async def serve(settings: Settings) -> None:
+    interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}),)
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    print(f"floor listening on {settings.listen.rsplit(':', 1)[0]}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(1.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    asyncio.run(serve(load_settings(parser.parse_args(), environ={})))
+
+
+if __name__ == "__main__":
+    main()

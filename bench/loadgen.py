@@ -1,0 +1,162 @@
+"""Closed-loop load generator: ``concurrency`` callers on one grpc.aio channel, each sending its next call as
+soon as the previous one returns. Runs as its own process (``bench/run.py`` starts one per measurement).
+
+``python bench/loadgen.py --address 127.0.0.1:PORT --kind get_offers --request-file req.bin
+--concurrency 8 --warmup 1 --duration 3`` prints one JSON object: requests completed in the timed window,
+requests/s, latency percentiles (ms), errors by status code and the client process's CPU seconds.
+
+``--kind echo`` calls the floor server's ``/bench.Echo/Echo`` with the file's bytes; ``get_offers`` and
+``get_attributes`` call targetd with the serialized request in the file and parse every response, as a real
+client does. Bounded: ``--warmup + --duration`` seconds of calls and at most ``--max-requests`` calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from targetd.v1 import decisioning_service_pb2 as pb
+from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
+
+ECHO_METHOD = "/bench.Echo/Echo"
+KINDS = ("echo", "get_offers", "get_attributes")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (``q`` in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]
+
+
+def _caller(channel: grpc.aio.Channel, kind: str, payload: bytes) -> Callable[[], Awaitable[Any]]:
+    if kind == "echo":
+        echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(ECHO_METHOD)
+
+        def call_echo() -> Awaitable[Any]:
+            return echo(payload, timeout=10.0)
+
+        return call_echo
+    stub = pb_grpc.DecisioningServiceStub(channel)
+    if kind == "get_offers":
+        offers_request = pb.GetOffersRequest.FromString(payload)
+
+        def call_offers() -> Awaitable[Any]:
+            return stub.GetOffers(offers_request, timeout=10.0)
+
+        return call_offers
+    attributes_request = pb.GetAttributesRequest.FromString(payload)
+
+    def call_attributes() -> Awaitable[Any]:
+        return stub.GetAttributes(attributes_request, timeout=10.0)
+
+    return call_attributes
+
+
+def _describe(reply: Any) -> dict[str, Any]:
+    """What the first successful reply contained, to show that the calls did real work."""
+    if isinstance(reply, bytes):
+        return {"bytes": len(reply)}
+    if isinstance(reply, pb.GetOffersResponse):
+        response = reply.envelope.response
+        mboxes = list(response.execute.mboxes) + list(response.prefetch.mboxes)
+        return {
+            "bytes": reply.ByteSize(),
+            "decisions": len(mboxes),
+            "with_options": sum(1 for m in mboxes if m.options),
+        }
+    if isinstance(reply, pb.GetAttributesResponse):
+        return {"bytes": reply.ByteSize(), "attribute_mboxes": sorted(reply.attributes)}
+    return {}
+
+
+async def run(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
+    async with grpc.aio.insecure_channel(args.address) as channel:
+        await asyncio.wait_for(channel.channel_ready(), timeout=10.0)
+        call = _caller(channel, args.kind, payload)
+        try:
+            first = _describe(await call())
+        except grpc.aio.AioRpcError as error:
+            return {"ok": False, "error": f"{error.code().name}: {error.details()}"}
+
+        latencies: list[float] = []
+        errors: Counter[str] = Counter()
+        started = time.perf_counter()
+        measure_from = started + args.warmup
+        stop_at = measure_from + args.duration
+        budget = [args.max_requests]
+        total = [1]  # every call made, the first one included (for server CPU per call)
+
+        async def worker() -> None:
+            while budget[0] > 0:
+                budget[0] -= 1
+                begin = time.perf_counter()
+                if begin >= stop_at:
+                    return
+                total[0] += 1
+                try:
+                    await call()
+                except grpc.aio.AioRpcError as error:
+                    errors[error.code().name] += 1
+                    continue
+                end = time.perf_counter()
+                if begin >= measure_from and end <= stop_at:
+                    latencies.append(end - begin)
+
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    elapsed = min(time.perf_counter(), stop_at) - measure_from
+    latencies.sort()
+    ms = [x * 1000 for x in latencies]
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return {
+        "ok": not errors and bool(ms),
+        "error": ", ".join(f"{k} x{v}" for k, v in errors.items()) or ("no calls timed" if not ms else ""),
+        "kind": args.kind,
+        "concurrency": args.concurrency,
+        "request_bytes": len(payload),
+        "reply": first,
+        "requests": len(ms),
+        "calls_total": total[0],
+        "seconds": round(elapsed, 4),
+        "rps": len(ms) / elapsed if elapsed > 0 else 0.0,
+        "p50_ms": percentile(ms, 50),
+        "p90_ms": percentile(ms, 90),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
+        "max_ms": ms[-1] if ms else float("nan"),
+        "errors": dict(errors),
+        "client_cpu_s": round(cpu, 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--kind", choices=KINDS, required=True)
+    parser.add_argument(
+        "--request-file", required=True, help="request bytes (serialized protobuf or payload)"
+    )
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of calls before timing")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds timed")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="hard bound on calls")
+    args = parser.parse_args()
+    payload = Path(args.request_file).read_bytes()
+    print(json.dumps(asyncio.run(run(args, payload))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

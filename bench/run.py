@@ -1,0 +1,681 @@
+"""``make bench``: targetd against the gRPC floor and against Adobe's own SDK, in one run.
+
+Starts, on loopback: a Delivery API/CDN stand-in (``stub_delivery.py``, so nothing leaves the machine), a
+real ``targetd serve`` on-device with ``../shared/conformance/artifact.json`` (read in place), and the floor
+server (``floor_server.py``: the same grpc.aio server and options, an echo handler). Load comes from
+separate processes (``loadgen.py``), interleaving floor and targetd runs so both see the same machine. Then
+Adobe's ``target-python-sdk`` 1.1.0 in its own virtualenv (``sdk_peer.py``), the engine alone
+(``inproc.py``) and synthetic 10x/100x artifacts (``gen_artifact.py``). Prints one table of medians and
+writes everything to ``bench/results/latest.json``. See ``bench/README.md`` for what each row means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import cases
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from procs import ServerProcess, cpu_seconds, rss_mb
+
+from targetd.v1 import decisioning_service_pb2 as pb
+from targetd.v1 import delivery_pb2
+from targetd_client.json_format import parse_dict
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+SDK_VENV = BENCH / ".venv-sdk"
+# Reference §8: the SDK declares no dependencies; these are the ones it needs (setuptools for pkg_resources).
+SDK_REQUIREMENTS = (
+    "target-python-sdk==1.1.0",
+    "pytz==2020.5",
+    "tzlocal==2.1",
+    "python-dateutil==2.8.1",
+    "ua-parser==0.10.0",
+    "user-agents==2.2.0",
+    "json_logic_qubit==0.9.1",
+    "tld==0.12.5",
+    "six",
+    "urllib3",
+    "requests",
+    "certifi",
+    "setuptools<81",
+)
+ECHO_BYTES = 200
+SCALE_FACTORS = (1, 10, 100)
+
+# Goals (issue 7).
+GOAL_FLOOR_RPS = 0.8
+GOAL_FLOOR_P99 = 1.5
+GOAL_PEER = 30.0
+GOAL_ENGINE_US = 50.0
+GOAL_SCALE = 1.5
+GOAL_IDLE_RSS_MB = 100.0
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ the peer venv
+
+
+def ensure_sdk_venv() -> Path:
+    """Create ``bench/.venv-sdk`` with the SDK and its real dependencies (once; a stamp records the list)."""
+    python = SDK_VENV / "bin" / "python"
+    stamp = SDK_VENV / ".bench-requirements"
+    wanted = "\n".join(SDK_REQUIREMENTS)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    log(f"installing Adobe's SDK into {SDK_VENV.relative_to(REPO)} (once)")
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(SDK_VENV)], check=True, timeout=300)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *SDK_REQUIREMENTS],
+        check=True,
+        timeout=900,
+    )
+    stamp.write_text(wanted)
+    return python
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def run_json(cmd: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Run a bench child process and parse the JSON object it prints last."""
+    done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {
+            "ok": False,
+            "error": (done.stderr or done.stdout).strip()[-1500:] or f"exit {done.returncode}",
+        }
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def wait_serving(address: str, timeout: float) -> bool:
+    """Poll gRPC health until SERVING (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    return False
+
+
+def median(values: Sequence[float]) -> float:
+    clean = [v for v in values if not math.isnan(v)]
+    return statistics.median(clean) if clean else float("nan")
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "server", "bench"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "grpcio": version("grpcio"),
+        "protobuf": version("protobuf"),
+        "kernel": platform.release(),
+        "commit": commit + ("+dirty" if dirty else ""),
+    }
+
+
+# ------------------------------------------------------------------------------------------ gRPC load
+
+
+def request_files(tmp: Path, artifact: dict[str, Any]) -> dict[str, Path]:
+    """Serialized request of each load kind/case, written once for the load generators."""
+    files: dict[str, Path] = {}
+    echo = tmp / "echo.bin"
+    echo.write_bytes(b"x" * ECHO_BYTES)
+    files["echo"] = echo
+    for case in cases.CASES:
+        body = cases.delivery_request(case, artifact)
+        request = delivery_pb2.DeliveryRequest()
+        parse_dict(body, request)
+        message: pb.GetOffersRequest | pb.GetAttributesRequest
+        if case == cases.ATTRIBUTES_1:
+            message = pb.GetAttributesRequest(mbox_names=cases.attribute_mboxes(case), request=request)
+        else:
+            message = pb.GetOffersRequest(request=request)
+        path = tmp / f"{case.replace(' ', '_')}.bin"
+        path.write_bytes(message.SerializeToString())
+        files[case] = path
+    return files
+
+
+class Scenario:
+    def __init__(
+        self, key: str, label: str, server: ServerProcess, *, kind: str, file: Path, concurrency: int
+    ):
+        self.key = key
+        self.label = label
+        self.server = server
+        self.kind = kind
+        self.file = file
+        self.concurrency = concurrency
+        self.runs: list[dict[str, Any]] = []
+        self.failed = ""
+
+    def summary(self) -> dict[str, Any]:
+        ok = [r for r in self.runs if r.get("ok")]
+        out: dict[str, Any] = {
+            "label": self.label,
+            "kind": self.kind,
+            "concurrency": self.concurrency,
+            "ok": bool(ok) and not self.failed,
+            "error": self.failed,
+            "runs": self.runs,
+        }
+        if ok:
+            out.update(
+                rps=median([r["rps"] for r in ok]),
+                p50_ms=median([r["p50_ms"] for r in ok]),
+                p99_ms=median([r["p99_ms"] for r in ok]),
+                server_cpu_us=median([r["server_cpu_us"] for r in ok]),
+                client_cpu_us=median([r["client_cpu_s"] / r["calls_total"] * 1e6 for r in ok]),
+                rps_min=min(r["rps"] for r in ok),
+                rps_max=max(r["rps"] for r in ok),
+                reply=ok[0].get("reply", {}),
+            )
+        return out
+
+
+def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
+    if scenario.failed:
+        return
+    pid = scenario.server.pid
+    cpu_before = cpu_seconds(pid)
+    result = run_json(
+        [
+            sys.executable,
+            str(BENCH / "loadgen.py"),
+            "--address",
+            scenario.server.address,
+            "--kind",
+            scenario.kind,
+            "--request-file",
+            str(scenario.file),
+            "--concurrency",
+            str(scenario.concurrency),
+            "--warmup",
+            str(args.warmup),
+            "--duration",
+            str(args.duration),
+        ],
+        timeout=args.warmup + args.duration + 60,
+    )
+    server_cpu = cpu_seconds(pid) - cpu_before
+    if result.get("calls_total"):
+        result["server_cpu_us"] = server_cpu / result["calls_total"] * 1e6
+    scenario.runs.append(result)
+    if not result.get("ok"):
+        scenario.failed = str(result.get("error") or "failed")
+        log(f"  {scenario.label} c={scenario.concurrency}: {scenario.failed[:200]}")
+    else:
+        log(
+            f"  {scenario.label} c={scenario.concurrency}: {result['rps']:.0f} req/s, "
+            f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+        )
+
+
+# ------------------------------------------------------------------------------------------ the table
+
+
+def fmt(value: Any, spec: str = ",.0f", missing: str = "—") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return format(value, spec)
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def build_table(report: dict[str, Any]) -> str:
+    rows: list[tuple[str, ...]] = [
+        ("#", "row", "c", "req/s", "p50 ms", "p99 ms", "srv CPU µs", "vs baseline", "goal")
+    ]
+    grpc_rows = report["grpc"]
+    order = (
+        "floor c1",
+        "floor c8",
+        "exec c1",
+        "exec c8",
+        "prefetch c1",
+        "prefetch c8",
+        "attrs c1",
+        "attrs c8",
+    )
+    for key in sorted(grpc_rows, key=lambda k: order.index(k) if k in order else len(order)):
+        s = grpc_rows[key]
+        vs = s.get("vs_floor")
+        vs_text = f"{vs['rps']:.2f}x req/s, {vs['p99']:.2f}x p99" if vs else ""
+        goal = s.get("goal", "")
+        if not s["ok"]:
+            rows.append(
+                (
+                    "1" if s["kind"] == "echo" else "2",
+                    s["label"],
+                    str(s["concurrency"]),
+                    "error",
+                    "",
+                    "",
+                    "",
+                    s["error"][:60],
+                    goal,
+                )
+            )
+            continue
+        label = s["label"]
+        decisions = s.get("reply", {}).get("decisions")
+        if decisions and decisions > 1:
+            label += f" ({decisions} dec/call: {s['rps'] * decisions:,.0f} dec/s)"
+        rows.append(
+            (
+                "1" if s["kind"] == "echo" else "2",
+                label,
+                str(s["concurrency"]),
+                fmt(s["rps"]),
+                fmt(s["p50_ms"], ".2f"),
+                fmt(s["p99_ms"], ".2f"),
+                fmt(s["server_cpu_us"], ",.0f"),
+                vs_text,
+                goal,
+            )
+        )
+    peer = report["peer"]
+    if peer.get("ok"):
+        for case, p in peer["cases"].items():
+            ratio = p.get("targetd_ratio", {})
+            vs_text = ", ".join(f"targetd c={c}: {r:,.1f}x" for c, r in ratio.items())
+            rows.append(
+                (
+                    "3",
+                    f"Adobe SDK {peer['sdk_version']} in-process: {case} (dec/s)",
+                    "1",
+                    fmt(p["decisions_per_s"], ",.1f"),
+                    fmt(p["p50_ms"], ".2f"),
+                    fmt(p["p99_ms"], ".2f"),
+                    "",
+                    vs_text,
+                    p.get("goal", ""),
+                )
+            )
+    else:
+        rows.append(
+            ("3", "Adobe SDK in-process", "1", "error", "", "", "", str(peer.get("error", ""))[:60], "")
+        )
+    engine = report["engine"]
+    if engine.get("ok"):
+        for case, e in engine["cases"].items():
+            rows.append(
+                (
+                    "4",
+                    f"engine in-process: {case} ({e['decisions_per_call']} dec)",
+                    "1",
+                    fmt(1e6 / e["us_per_call"]),
+                    f"{e['us_per_call']:.1f} µs",
+                    "",
+                    "",
+                    f"{e['us_per_decision']:.1f} µs/decision",
+                    e.get("goal", ""),
+                )
+            )
+    else:
+        rows.append(
+            ("4", "engine in-process", "1", "error", "", "", "", str(engine.get("error", ""))[:60], "")
+        )
+    for size in report["scale"]:
+        if not size.get("ok"):
+            rows.append(
+                (
+                    "5",
+                    f"scale {size['factor']}x",
+                    "1",
+                    "error",
+                    "",
+                    "",
+                    "",
+                    str(size.get("error", ""))[:60],
+                    "",
+                )
+            )
+            continue
+        e = size["cases"][cases.EXECUTE_1]
+        rows.append(
+            (
+                "5",
+                f"scale {size['factor']}x: {size['activities']} activities, {size['rules']} rules, "
+                f"{size['artifact_bytes'] / 1e6:.1f} MB, compile {size['compile_ms']:,.0f} ms",
+                "1",
+                fmt(1e6 / e["us_per_call"]),
+                f"{e['us_per_call']:.1f} µs",
+                "",
+                "",
+                f"{size['vs_1x']:.2f}x the 1x time",
+                size.get("goal", ""),
+            )
+        )
+    memory = report["memory"]
+    rows.append(
+        (
+            "6",
+            "targetd RSS idle, artifact loaded (MB)",
+            "",
+            fmt(memory.get("targetd_idle_mb"), ".1f"),
+            "",
+            "",
+            "",
+            f"floor server idle: {fmt(memory.get('floor_idle_mb'), '.1f')} MB",
+            memory.get("goal", ""),
+        )
+    )
+    rows.append(
+        (
+            "6",
+            "targetd RSS after the load (MB)",
+            "",
+            fmt(memory.get("targetd_after_load_mb"), ".1f"),
+            "",
+            "",
+            "",
+            f"peak (VmHWM): {fmt(memory.get('targetd_peak_mb'), '.1f')} MB",
+            "",
+        )
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    numeric = {2, 3, 4, 5, 6}
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="repetitions of every measurement (median taken)"
+    )
+    parser.add_argument("--duration", type=float, default=3.0, help="timed seconds of one gRPC load run")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each gRPC load run")
+    parser.add_argument("--sdk-seconds", type=float, default=2.0, help="length of one timed SDK batch")
+    parser.add_argument("--engine-number", type=int, default=1000, help="engine calls per timed batch")
+    parser.add_argument("--skip-sdk", action="store_true", help="leave out the Adobe SDK peer")
+    parser.add_argument("--skip-scale", action="store_true", help="leave out the 10x/100x artifacts")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where to write the JSON")
+    args = parser.parse_args()
+
+    began = time.monotonic()
+    RESULTS.mkdir(exist_ok=True)
+    report: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": {
+            "repeat": args.repeat,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "echo_bytes": ECHO_BYTES,
+            "artifact": str(cases.ARTIFACT),
+        },
+    }
+    sdk_python = None if args.skip_sdk else ensure_sdk_venv()
+    artifact = cases.load_artifact()
+
+    with tempfile.TemporaryDirectory(prefix="targetd-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        stub = ServerProcess(
+            "stub", [sys.executable, str(BENCH / "stub_delivery.py")], cwd=REPO, log=tmp / "stub.log"
+        ).start()
+        common = [
+            "--client", cases.CLIENT,
+            "--organization-id", cases.ORGANIZATION_ID,
+            "--decisioning-method", "on-device",
+            "--telemetry-enabled", "false",
+            "--polling-interval", "0",
+            # Everything targetd sends (notifications, location hint, artifact) goes to the loopback stub.
+            "--server-domain", stub.address,
+            "--secure", "false",
+            "--cdn-base-path", f"http://{stub.address}",
+            "--log-level", "warning",
+        ]  # fmt: skip
+        targetd = ServerProcess(
+            "targetd",
+            [
+                sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
+                "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "targetd-data"),
+            ],
+            cwd=REPO,
+            log=tmp / "targetd.log",
+        )  # fmt: skip
+        floor = ServerProcess(
+            "floor",
+            [sys.executable, str(BENCH / "floor_server.py"), "--listen", "127.0.0.1:0", *common,
+             "--data-dir", str(tmp / "floor-data")],
+            cwd=REPO,
+            log=tmp / "floor.log",
+        )  # fmt: skip
+        servers = [targetd, floor]
+        try:
+            for server in servers:
+                server.start()
+            ready = wait_serving(targetd.address, timeout=30.0)
+            report["targetd_ready"] = ready
+            log(
+                f"targetd on {targetd.address} ({'SERVING' if ready else 'never SERVING'}), floor on {floor.address}"
+            )
+            time.sleep(2.0)  # settle before the idle reading
+            memory: dict[str, Any] = {
+                "targetd_idle_mb": rss_mb(targetd.pid),
+                "floor_idle_mb": rss_mb(floor.pid),
+            }
+
+            files = request_files(tmp, artifact)
+            scenarios: dict[str, Scenario] = {}
+
+            def add(key: str, label: str, server: ServerProcess, kind: str, file: Path, c: int) -> None:  # noqa: PLR0917
+                scenarios[key] = Scenario(key, label, server, kind=kind, file=file, concurrency=c)
+
+            for c in (1, 8):
+                add(f"floor c{c}", f"gRPC floor: echo {ECHO_BYTES} B", floor, "echo", files["echo"], c)
+                add(
+                    f"exec c{c}",
+                    "GetOffers on-device: execute 1 mbox",
+                    targetd,
+                    "get_offers",
+                    files[cases.EXECUTE_1],
+                    c,
+                )
+            for c in (1, 8):
+                add(
+                    f"prefetch c{c}",
+                    "GetOffers on-device: prefetch all rule mboxes",
+                    targetd,
+                    "get_offers",
+                    files[cases.PREFETCH_ALL],
+                    c,
+                )
+            for c in (1, 8):
+                add(
+                    f"attrs c{c}",
+                    "GetAttributes on-device: 1 mbox",
+                    targetd,
+                    "get_attributes",
+                    files[cases.ATTRIBUTES_1],
+                    c,
+                )
+            for rep in range(args.repeat):
+                log(f"gRPC load, repetition {rep + 1}/{args.repeat}")
+                for scenario in scenarios.values():
+                    run_scenario(scenario, args)
+            time.sleep(2.0)
+            memory["targetd_after_load_mb"] = rss_mb(targetd.pid)
+            status = Path(f"/proc/{targetd.pid}/status").read_text()
+            peak = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+            memory["targetd_peak_mb"] = int(peak[0].split()[1]) / 1024 if peak else float("nan")
+            memory["goal"] = verdict(memory["targetd_idle_mb"] <= GOAL_IDLE_RSS_MB if ready else None)
+            report["memory"] = memory
+        finally:
+            for server in servers:
+                server.stop()
+            report["stub_requests"] = json.loads((stub.stop().strip().splitlines() or ["{}"])[-1])
+            report["targetd_log_tail"] = (tmp / "targetd.log").read_text()[-3000:]
+
+        grpc_report: dict[str, Any] = {key: s.summary() for key, s in scenarios.items()}
+        for c in (1, 8):
+            floor_s = grpc_report[f"floor c{c}"]
+            for key in (f"exec c{c}", f"prefetch c{c}", f"attrs c{c}"):
+                s = grpc_report[key]
+                if s["ok"] and floor_s["ok"]:
+                    s["vs_floor"] = {"rps": s["rps"] / floor_s["rps"], "p99": s["p99_ms"] / floor_s["p99_ms"]}
+            e = grpc_report[f"exec c{c}"]
+            if "vs_floor" in e:
+                e["goal"] = verdict(
+                    e["vs_floor"]["rps"] >= GOAL_FLOOR_RPS and e["vs_floor"]["p99"] <= GOAL_FLOOR_P99
+                )
+            else:
+                e["goal"] = verdict(None)
+        report["grpc"] = grpc_report
+
+        # 3. the peer
+        if sdk_python is None:
+            report["peer"] = {"ok": False, "error": "skipped (--skip-sdk)"}
+        else:
+            log("Adobe SDK peer, in-process")
+            peer = run_json(
+                [str(sdk_python), str(BENCH / "sdk_peer.py"), "--repeat", str(args.repeat),
+                 "--seconds", str(args.sdk_seconds), "--telemetry", "false"],
+                timeout=900,
+            )  # fmt: skip
+            if peer.get("ok"):
+                for case, p in peer["cases"].items():
+                    key = {
+                        cases.EXECUTE_1: "exec",
+                        cases.PREFETCH_ALL: "prefetch",
+                        cases.ATTRIBUTES_1: "attrs",
+                    }[case]
+                    ratios = {}
+                    for c in (1, 8):
+                        s = grpc_report[f"{key} c{c}"]
+                        if s["ok"]:
+                            decisions = s.get("reply", {}).get("decisions") or 1
+                            ratios[str(c)] = s["rps"] * decisions / p["decisions_per_s"]
+                    p["targetd_ratio"] = ratios
+                    if case == cases.EXECUTE_1:
+                        p["goal"] = verdict(min(ratios.values()) >= GOAL_PEER if len(ratios) == 2 else None)
+            report["peer"] = peer
+
+        # 4. the engine alone
+        log("engine in-process")
+        engine_cmd: Callable[[Path, str], list[str]] = lambda path, which: [  # noqa: E731
+            sys.executable, str(BENCH / "inproc.py"), "--artifact", str(path), "--cases", which,
+            "--repeat", str(max(args.repeat, 5)), "--number", str(args.engine_number),
+        ]  # fmt: skip
+        engine = run_json(engine_cmd(cases.ARTIFACT, ",".join(cases.CASES)), timeout=600)
+        if engine.get("ok"):
+            e1 = engine["cases"][cases.EXECUTE_1]
+            e1["goal"] = verdict(e1["us_per_call"] <= GOAL_ENGINE_US)
+        report["engine"] = engine
+
+        # 5. scale
+        scale: list[dict[str, Any]] = []
+        if not args.skip_scale:
+            for factor in SCALE_FACTORS:
+                log(f"scale {factor}x")
+                path = cases.ARTIFACT
+                if factor != 1:
+                    path = tmp / f"artifact-{factor}x.json"
+                    made = run_json(
+                        [
+                            sys.executable,
+                            str(BENCH / "gen_artifact.py"),
+                            "--factor",
+                            str(factor),
+                            "--out",
+                            str(path),
+                        ],
+                        timeout=600,
+                    )
+                    if "out" not in made:
+                        scale.append({"factor": factor, "ok": False, "error": made.get("error", "")})
+                        continue
+                size = run_json(engine_cmd(path, cases.EXECUTE_1), timeout=900)
+                size["factor"] = factor
+                scale.append(size)
+            base = scale[0] if scale and scale[0].get("ok") else None
+            for size in scale:
+                if size.get("ok") and base:
+                    size["vs_1x"] = (
+                        size["cases"][cases.EXECUTE_1]["us_per_call"]
+                        / base["cases"][cases.EXECUTE_1]["us_per_call"]
+                    )
+                    if size["factor"] == max(SCALE_FACTORS):
+                        size["goal"] = verdict(size["vs_1x"] <= GOAL_SCALE)
+        report["scale"] = scale
+
+    report["elapsed_s"] = round(time.monotonic() - began, 1)
+    table = build_table(report)
+    report["table"] = table
+    m = report["machine"]
+    print(
+        f"targetd bench {report['started_at']} · commit {m['commit']} · {m['cpus']} x {m['cpu']} · "
+        f"Python {m['python']}, grpcio {m['grpcio']}, protobuf {m['protobuf']}"
+    )
+    print(
+        f"medians of {args.repeat} runs; gRPC runs {args.duration:g} s after {args.warmup:g} s warm-up, closed loop, "
+        f"load generator in its own process; artifact {cases.ARTIFACT.name} on-device; telemetry off"
+    )
+    print(table)
+    print(f"({report['elapsed_s']:.0f} s; JSON: {os.path.relpath(args.out, REPO)})")
+    Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
