@@ -161,6 +161,11 @@ def test_js_helpers() -> None:
     assert js_str(True) == "true"
     assert js_str([1, None, "a"]) == "1,,a"
     assert js_to_number("  42 ") == 42
+    assert js_to_number("Infinity") == math.inf
+    assert math.isnan(js_to_number("infinity"))  # JavaScript is case-sensitive here
+    assert js_to_number("1E3") == 1000
+    assert js_to_number("0X1f") == 31
+    assert ev({"substr": ["abc", "x"]}) == "abc"  # NaN start → 0
     assert math.isnan(js_to_number({}))
     assert truthy([]) is False
     assert truthy({}) is True

@@ -35,7 +35,7 @@ __all__ = ["Evaluator", "compile_logic", "js_equal", "js_less", "js_str", "js_to
 
 Evaluator = Callable[[Mapping[str, Any]], Any]
 
-_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|infinity)$", re.IGNORECASE)
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|Infinity)$")
 
 
 def truthy(value: Any) -> bool:
@@ -477,13 +477,17 @@ def _compile_missing_some(args: list[Evaluator]) -> Evaluator:
 
 
 def _compile_substr(args: list[Evaluator]) -> Evaluator:
+    def integer(value: Any) -> int:
+        number = js_to_number(value)
+        return 0 if math.isnan(number) else int(max(min(number, 2**53), -(2**53)))
+
     def substr(data: Mapping[str, Any]) -> str:
         source = js_str(args[0](data)) if args else "undefined"
-        start = int(js_to_number(args[1](data))) if len(args) > 1 else 0
+        start = integer(args[1](data)) if len(args) > 1 else 0
         if start < 0:
             start = max(len(source) + start, 0)
         if len(args) > 2:
-            length = int(js_to_number(args[2](data)))
+            length = integer(args[2](data))
             end = len(source) + length if length < 0 else start + length
             return source[start:end]
         return source[start:]
