@@ -25,6 +25,7 @@ from targetd.v1 import delivery_pb2
 from targetd_server.engine.errors import InvalidArtifactError, UnsupportedArtifactVersionError
 from targetd_server.engine.jsonlogic import Evaluator, compile_logic, js_str
 from targetd_server.engine.protoutil import fill_struct, fill_value
+from targetd_server.engine.urls import warm_up
 
 __all__ = [
     "SUPPORTED_MAJOR_VERSION",
@@ -365,6 +366,7 @@ def compile_artifact(
     if retrieved is not None:
         trace_info["artifactLastRetrieved"] = retrieved.isoformat().replace("+00:00", "Z")
     trace_info.update(meta)
+    warm_up()
     return CompiledArtifact(
         version=version,
         meta=MappingProxyType(meta),
