@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from targetd_server.engine.errors import InvalidArtifactError
-from targetd_server.engine.jsonlogic import compile_logic, js_equal, js_less, js_str, js_to_number, truthy
+from targetd_server.engine.jsonlogic import compile_logic
+from targetd_server.engine.jsvalues import js_equal, js_less, js_str, js_to_number, truthy
 
 
 def ev(rule: Any, data: Any = None) -> Any:

@@ -23,7 +23,8 @@ from typing import Any
 
 from targetd.v1 import delivery_pb2
 from targetd_server.engine.errors import InvalidArtifactError, UnsupportedArtifactVersionError
-from targetd_server.engine.jsonlogic import Evaluator, compile_logic, js_str
+from targetd_server.engine.jsonlogic import Evaluator, compile_logic
+from targetd_server.engine.jsvalues import js_str
 from targetd_server.engine.protoutil import fill_struct, fill_value
 from targetd_server.engine.urls import warm_up
 

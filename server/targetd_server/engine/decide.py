@@ -11,9 +11,8 @@ request matters: geo response tokens, campaign macros, trace.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,33 +20,23 @@ from targetd.v1 import delivery_pb2
 from targetd_server.engine.allocation import CAMPAIGN_BUCKET_SALT, allocation_for, visitor_id_for_allocation
 from targetd_server.engine.artifact import CompiledArtifact, CompiledRule, RuleShape
 from targetd_server.engine.context import base_context, mbox_params_context
-from targetd_server.engine.errors import RequestValidationError
-from targetd_server.engine.geo import UNKNOWN_IP_ADDRESS, is_valid_ip
-from targetd_server.engine.jsonlogic import truthy
+from targetd_server.engine.jsvalues import truthy
 from targetd_server.engine.macros import render_macros
 from targetd_server.engine.notifications import NotificationCollector
 from targetd_server.engine.remote import has_remote_dependency
+from targetd_server.engine.request import (
+    Clock,
+    IdGenerator,
+    complete_request,
+    system_clock,
+    validate_delivery_request,
+)
+from targetd_server.engine.request import new_id as default_new_id
 from targetd_server.engine.telemetry import delivery_request_entry
 from targetd_server.engine.trace import RequestTracer, TraceBase
 from targetd_server.engine.urls import url_context
 
 __all__ = ["DecisionResult", "decide", "validate_delivery_request"]
-
-Clock = Callable[[], int]
-IdGenerator = Callable[[], str]
-
-
-def _system_clock() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _new_id() -> str:
-    """A random (version 4) UUID string; ~5x cheaper than ``str(uuid.uuid4())``."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(slots=True)
@@ -65,57 +54,6 @@ class DecisionResult:
     def has_remote_dependency(self) -> bool:
         """True when some requested mbox or view needs the Delivery API (status 206)."""
         return bool(self.remote_mboxes or self.remote_views)
-
-
-def validate_delivery_request(request: delivery_pb2.DeliveryRequest) -> None:
-    """The SDKs' request checks; raises :class:`RequestValidationError` with their messages."""
-    if request.HasField("execute"):
-        execute = request.execute
-        if not execute.HasField("page_load") and not execute.mboxes:
-            raise RequestValidationError(
-                "Either pageLoad or mboxes is required in execute", "request.execute"
-            )
-    if request.HasField("prefetch"):
-        prefetch = request.prefetch
-        if not prefetch.HasField("page_load") and not prefetch.mboxes and not prefetch.views:
-            raise RequestValidationError(
-                "Either views, pageLoad or mboxes is required in prefetch", "request.prefetch"
-            )
-
-
-def _needs_tnt_id(visitor: delivery_pb2.VisitorId) -> bool:
-    if visitor.tnt_id or visitor.marketing_cloud_visitor_id or visitor.third_party_id:
-        return False
-    return not any(
-        c.authenticated_state == delivery_pb2.AUTHENTICATED_STATE_AUTHENTICATED for c in visitor.customer_ids
-    )
-
-
-def _complete_request(
-    request: delivery_pb2.DeliveryRequest,
-    *,
-    location_hint: str | None,
-    property_token: str | None,
-    geo: delivery_pb2.Geo | None,
-    new_id: IdGenerator,
-) -> delivery_pb2.DeliveryRequest:
-    validated = delivery_pb2.DeliveryRequest()
-    validated.CopyFrom(request)
-    if not validated.request_id:
-        validated.request_id = new_id()
-    if property_token and not validated.property.token:
-        validated.property.token = property_token
-    if _needs_tnt_id(validated.id):
-        suffix = f".{location_hint}_0" if location_hint else ""
-        validated.id.tnt_id = new_id().replace("-", "") + suffix
-    context_geo = validated.context.geo
-    if context_geo.HasField("ip_address") and not (
-        context_geo.ip_address == UNKNOWN_IP_ADDRESS or is_valid_ip(context_geo.ip_address)
-    ):
-        context_geo.ClearField("ip_address")
-    if geo is not None:
-        context_geo.MergeFrom(geo)
-    return validated
 
 
 class _Decider:
@@ -398,9 +336,9 @@ def decide(
     """
     started = time.perf_counter()
     validate_delivery_request(request)
-    now_ms = (clock or _system_clock)()
-    new_id = id_generator or _new_id
-    validated = _complete_request(
+    now_ms = (clock or system_clock)()
+    new_id = id_generator or default_new_id
+    validated = complete_request(
         request, location_hint=location_hint, property_token=property_token, geo=geo, new_id=new_id
     )
     decider = _Decider(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from targetd_server.engine.artifact import MACRO_RE
-from targetd_server.engine.jsonlogic import js_str
+from targetd_server.engine.jsvalues import js_str
 
 __all__ = ["macro_key", "render_macros"]
 
