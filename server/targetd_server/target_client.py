@@ -9,6 +9,8 @@ called on that loop.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -17,7 +19,9 @@ from targetd.v1 import delivery_pb2
 from targetd_server import __version__
 from targetd_server.artifacts import ArtifactProvider, ArtifactSnapshot
 from targetd_server.config import Settings
-from targetd_server.errors import UnimplementedError
+from targetd_server.decisions.local import LocalOutcome, decide_locally
+from targetd_server.envelope import add_mboxes_to_request, fill_attributes
+from targetd_server.errors import NotReadyError, UnimplementedError
 from targetd_server.events import EventBus
 from targetd_server.validation import validate_delivery_request
 
@@ -37,6 +41,7 @@ class TargetClient:
         self.settings = settings
         self.method = _METHODS[settings.decisioning_method]
         self._ready = False
+        self._ready_event = asyncio.Event()
         self._readiness_listeners: list[Callable[[bool], None]] = []
         # The event bus (SubscribeEvents) and the artifact provider (`artifacts.snapshot` is the artifact
         # applied now, or None); see targetd_server.events and targetd_server.artifacts.
@@ -64,6 +69,10 @@ class TargetClient:
         if ready == self._ready:
             return
         self._ready = ready
+        if ready:
+            self._ready_event.set()
+        else:
+            self._ready_event.clear()
         log.info("client %s", "ready" if ready else "not ready")
         for listener in self._readiness_listeners:
             listener(ready)
@@ -106,13 +115,65 @@ class TargetClient:
     ) -> service_pb2.TargetDeliveryResponse:
         """The SDK's get_offers. ``time_remaining`` is the caller's remaining deadline in seconds."""
         validate_delivery_request(call.request, present=call.HasField("request"))
-        raise UnimplementedError("GetOffers is not implemented yet: decisioning lands with the engine work")
+        method = call.decisioning_method or self.method
+        if method == delivery_pb2.DECISIONING_METHOD_ON_DEVICE:
+            outcome = await self._on_device(call.request, call, time_remaining)
+            return outcome.envelope
+        raise UnimplementedError("server-side and hybrid decisioning land with the Delivery API client")
 
     async def get_attributes(
         self, call: service_pb2.GetAttributesRequest, *, time_remaining: float | None = None
     ) -> service_pb2.GetAttributesResponse:
-        """The SDK's get_attributes."""
-        raise UnimplementedError("GetAttributes is not implemented yet: it lands with the engine work")
+        """The SDK's get_attributes: the mboxes are added to ``execute`` unless already requested, and the
+        JSON offers of the response are flattened per mbox."""
+        request = add_mboxes_to_request(call.mbox_names, call.request if call.HasField("request") else None)
+        validate_delivery_request(request, present=True)
+        method = call.decisioning_method or self.method
+        if method == delivery_pb2.DECISIONING_METHOD_ON_DEVICE:
+            envelope = (await self._on_device(request, call, time_remaining)).envelope
+        else:
+            raise UnimplementedError("server-side and hybrid decisioning land with the Delivery API client")
+        reply = service_pb2.GetAttributesResponse(envelope=envelope)
+        fill_attributes(reply.attributes, envelope.response)
+        return reply
+
+    async def _on_device(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        call: service_pb2.GetOffersRequest | service_pb2.GetAttributesRequest,
+        time_remaining: float | None,
+    ) -> LocalOutcome:
+        """Decide on the applied artifact (waiting up to ``maximum_wait_ready`` for the first one); hand
+        the notifications and telemetry to the outbox."""
+        snapshot = self.artifacts.snapshot
+        if snapshot is None:
+            wait_s = self.settings.maximum_wait_ready / 1000
+            if time_remaining is not None:
+                wait_s = min(wait_s, time_remaining)
+            if wait_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ready_event.wait(), wait_s)
+            snapshot = self.artifacts.snapshot
+            if snapshot is None:
+                raise NotReadyError(
+                    "Unable to fulfill request; decisioning engine not ready. "
+                    "The rules artifact has not been applied yet: see GetStatus.last_error."
+                )
+        outcome = decide_locally(
+            request,
+            snapshot,
+            settings=self.settings,
+            target_cookie=call.target_cookie if call.HasField("target_cookie") else None,
+            session_id=call.session_id if call.HasField("session_id") else None,
+            location_hint=call.target_location_hint or self.settings.target_location_hint,
+        )
+        if outcome.outbound is not None:
+            self._send_later(outcome.outbound)
+        return outcome
+
+    def _send_later(self, outbound: delivery_pb2.DeliveryRequest) -> None:
+        """Queue on-device notifications/telemetry for delivery to Target (the durable outbox)."""
+        log.debug("outbound notifications not sent: no outbox configured in this build")
 
     async def send_notifications(
         self, call: service_pb2.SendNotificationsRequest, *, time_remaining: float | None = None
