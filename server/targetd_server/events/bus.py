@@ -232,6 +232,11 @@ class EventBus:
         return len(self._subscribers)
 
     @property
+    def stream_count(self) -> int:
+        """Subscriptions not yet read to their end or closed (a cut-off stream counts until it ends)."""
+        return len(self._consumers)
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` has run (SHUTDOWN was published)."""
         return self._closed
