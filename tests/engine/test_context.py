@@ -35,6 +35,8 @@ URL_CASES = [
         ),
     ),
     ("http://127.0.0.1:8080/p", ("127.0.0.1", "", "", "/p", "", "")),
+    ("http://printer.office.local/status", ("printer.office.local", "", "", "/status", "", "")),
+    ("http://example.com./", ("example.com", "", "com", "/", "", "")),
     ("", ("", "", "", "", "", "")),
 ]
 
@@ -51,7 +53,11 @@ def test_url_context(url: str, expected: tuple[str, ...]) -> None:
 
 def test_url_context_keeps_case_and_lowercases_twins() -> None:
     page = url_context("https://Shop.Example.COM/Path?Q=1")
-    assert page["domain"] == "Example.COM" and page["domain_lc"] == "example.com"
+    assert page["url"] == "https://Shop.Example.COM/Path?Q=1"
+    assert page["path"] == "/Path" and page["query"] == "Q=1"
+    # psl lower-cases the host it parses
+    assert (page["domain"], page["subdomain"], page["topLevelDomain"]) == ("example.com", "shop", "com")
+    assert page["domain_lc"] == "example.com"
     assert page["path_lc"] == "/path" and page["query_lc"] == "q=1"
 
 

@@ -3,8 +3,8 @@
 Node splits a URL with ``parse-uri`` (loose mode) and the host with ``psl``; this module does the same
 with the same regular expression and ``publicsuffixlist`` (ICANN and private suffixes):
 
-* ``domain`` is the registrable domain (``hooli.com``), or the whole host when it has none (a single
-  label such as ``local-target-test``, an IP address); never a port;
+* ``domain`` is the registrable domain (``hooli.com``, lower-cased as psl does), or the whole host when it
+  has none (a single label such as ``local-target-test``, a ``.local`` name, an IP address); never a port;
 * ``topLevelDomain`` is the public suffix (``us-east-1.elasticbeanstalk.com``), ``""`` when there is no
   registrable domain;
 * ``subdomain`` is what precedes the domain, with a leading ``www.`` removed (4 characters: Node's
@@ -56,24 +56,28 @@ def _is_ip(host: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def parse_domain(host: str) -> tuple[str, str, str]:
-    """``(domain, subdomain, topLevelDomain)`` of a host name (no port)."""
+    """``(domain, subdomain, topLevelDomain)`` of a host name (no port).
+
+    Like ``psl.parse``, the host is lower-cased and a trailing dot ignored; a host with no registrable
+    domain (one label, a ``.local`` name, a bare public suffix) keeps the host as ``domain`` with empty
+    subdomain and TLD, as Node falls back. IP addresses are kept whole (psl would split their numbers).
+    """
     if not host or "." not in host or _is_ip(host):
         return host, "", ""
     lowered = host.lower().rstrip(".")
+    if lowered.rsplit(".", 1)[-1] == "local":
+        return host, "", ""
     psl = _suffix_list()
     registrable = psl.privatesuffix(lowered)
     if registrable is None:
         return host, "", ""
     suffix = psl.publicsuffix(lowered) or ""
-    # Keep the caller's spelling (the `_lc` twins carry the lower-case form).
-    domain = host[len(host) - len(registrable) :] if len(host) >= len(registrable) else registrable
-    subdomain = host[: len(host) - len(registrable) - 1] if len(host) > len(registrable) else ""
-    tld = host[len(host) - len(suffix) :] if suffix else ""
+    subdomain = lowered[: len(lowered) - len(registrable) - 1] if len(lowered) > len(registrable) else ""
     if subdomain.startswith("www."):
         subdomain = subdomain[4:]
-    elif subdomain.lower() == "www":
+    elif subdomain == "www":
         subdomain = ""
-    return domain, subdomain, tld
+    return registrable, subdomain, suffix
 
 
 def _build(url: str) -> dict[str, str]:
