@@ -1,7 +1,23 @@
 """targetd's pure on-device decisioning engine (Adobe Target artifact schema v1, Node SDK semantics).
 
 No grpc import and no I/O: compile an artifact once with :func:`compile_artifact`, then call
-:func:`decide` for each Delivery request. Display notifications and telemetry come back as data.
+:func:`decide` for each Delivery request. Display notifications and telemetry come back as data::
+
+    artifact = compile_artifact(json.loads(rules_json))          # InvalidArtifactError / Unsupported...
+    geo = lookup(ip) if needs_geo_lookup(artifact, request) else None   # the I/O layer's job
+    result = decide(artifact, request, client="acme", session_id=sid, location_hint="28",
+                    property_token=None, telemetry_enabled=True, geo=geo)   # RequestValidationError
+    result.response            # DeliveryResponse (status 200/206, requestId, id, client, execute, prefetch)
+    result.request             # the validated request (generated tntId, merged geo, ...)
+    result.notifications       # display notifications of executed decisions
+    result.telemetry_entry     # TelemetryEntry (mode "local") or None when telemetry is off
+    result.remote_mboxes, result.remote_views     # hybrid: what needs the Delivery API
+    telemetry.add_entry(result.telemetry_entry)   # a TelemetryProvider per client (Node's store)
+    outbound = build_notification_request(result.request, result.notifications, telemetry.drain())
+
+Modules: ``artifact`` (compile), ``decide`` (decisions), ``request`` (validation, completed request),
+``context``/``urls``/``useragent`` (rule context), ``jsonlogic``/``jsvalues`` (conditions),
+``allocation``, ``macros``, ``trace``, ``notifications``, ``telemetry``, ``geo``, ``remote``, ``errors``.
 """
 
 from targetd_server.engine.artifact import CompiledArtifact, CompiledRule, compile_artifact
