@@ -5,6 +5,10 @@
 parsing, no work) until SIGTERM. It uses the same channel options (``server_options(settings)``), the same
 interceptors for the same settings, and registers health and reflection like ``start_server``, on the same
 default asyncio event loop, so the only difference from targetd is the handler's work.
+
+With ``--canned-offers FILE`` (a serialized ``GetOffersResponse``) it also serves ``DecisioningService``
+through the generated servicer, answering every GetOffers with that message: the floor for the real
+request/response messages (protobuf parsing and serialising, the same reply size) with no decisioning.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from targetd.v1 import decisioning_service_pb2 as pb
+from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
 from targetd_server.config import Settings, add_arguments, load_settings
 from targetd_server.service.interceptors import TokenAuthInterceptor
 from targetd_server.service.server import server_options
@@ -29,12 +37,28 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes])
     return request
 
 
-async def serve(settings: Settings) -> None:
+class CannedDecisioning(pb_grpc.DecisioningServiceServicer):
+    """GetOffers answers a fixed reply: the cost of the messages without the decisioning."""
+
+    def __init__(self, reply: pb.GetOffersResponse) -> None:
+        self.reply = reply
+
+    async def GetOffers(
+        self, request: pb.GetOffersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetOffersResponse:
+        return self.reply
+
+
+async def serve(settings: Settings, canned: pb.GetOffersResponse | None = None) -> None:
     interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
     server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}),)
     )
+    if canned is not None:
+        # The other RPCs keep the generated base class's UNIMPLEMENTED answers.
+        servicer = CannedDecisioning(canned)  # type: ignore[abstract]
+        pb_grpc.add_DecisioningServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -54,8 +78,13 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--canned-offers", help="serialized GetOffersResponse that GetOffers answers")
     add_arguments(parser)
-    asyncio.run(serve(load_settings(parser.parse_args(), environ={})))
+    args = parser.parse_args()
+    canned = None
+    if args.canned_offers:
+        canned = pb.GetOffersResponse.FromString(Path(args.canned_offers).read_bytes())
+    asyncio.run(serve(load_settings(args, environ={}), canned))
 
 
 if __name__ == "__main__":

@@ -29,10 +29,12 @@ from typing import Any
 
 import cases
 import grpc
+import spy
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from procs import ServerProcess, cpu_seconds, rss_mb
 
 from targetd.v1 import decisioning_service_pb2 as pb
+from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
 from targetd.v1 import delivery_pb2
 from targetd_client.json_format import parse_dict
 
@@ -108,6 +110,17 @@ def run_json(cmd: Sequence[str], timeout: float) -> dict[str, Any]:
         }
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def canned_reply(address: str, request_file: Path) -> bytes:
+    """targetd's GetOffers reply to the request in ``request_file`` (empty when it fails)."""
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.DecisioningServiceStub(channel)
+        try:
+            reply = stub.GetOffers(pb.GetOffersRequest.FromString(request_file.read_bytes()), timeout=10.0)
+        except grpc.RpcError:
+            return b""
+    return reply.SerializeToString()
 
 
 def wait_serving(address: str, timeout: float) -> bool:
@@ -201,6 +214,7 @@ class Scenario:
         out: dict[str, Any] = {
             "label": self.label,
             "kind": self.kind,
+            "server": self.server.name,
             "concurrency": self.concurrency,
             "ok": bool(ok) and not self.failed,
             "error": self.failed,
@@ -258,6 +272,34 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
         )
 
 
+def profile(scenarios: dict[str, Scenario], args: argparse.Namespace) -> dict[str, Any]:
+    """One extra load run per ``--profile`` scenario with py-spy recording the server; summaries by key."""
+    out: dict[str, Any] = {}
+    for key in [k.strip() for k in args.profile.split(",") if k.strip()]:
+        scenario = scenarios.get(key)
+        if scenario is None:
+            out[key] = {"error": f"no scenario {key!r}; choose from {', '.join(scenarios)}"}
+            continue
+        path = RESULTS / f"profile-{key.replace(' ', '-')}.txt"
+        recorder = spy.start(scenario.server.pid, path, seconds=args.duration)
+        if recorder is None:
+            out[key] = {"error": "py-spy not installed (it is in the dev dependencies: make install)"}
+            continue
+        probe = Scenario(key, scenario.label, scenario.server, kind=scenario.kind, file=scenario.file,
+                         concurrency=scenario.concurrency)  # fmt: skip
+        run_scenario(probe, argparse.Namespace(warmup=0.0, duration=args.duration + 1.0))
+        _, err = recorder.communicate(timeout=args.duration + 30)
+        if recorder.returncode != 0 or not path.exists():
+            out[key] = {"error": f"py-spy failed: {err.strip()[-500:]}"}
+            continue
+        summary = spy.summarise(path, REPO)
+        summary["file"] = str(path.relative_to(REPO))
+        summary["load"] = probe.runs[-1] if probe.runs else {}
+        out[key] = summary
+        log(f"profiled {key}: {summary['samples']} samples -> {summary['file']}")
+    return out
+
+
 # ------------------------------------------------------------------------------------------ the table
 
 
@@ -279,6 +321,8 @@ def build_table(report: dict[str, Any]) -> str:
     order = (
         "floor c1",
         "floor c8",
+        "canned c1",
+        "canned c8",
         "exec c1",
         "exec c8",
         "prefetch c1",
@@ -294,7 +338,7 @@ def build_table(report: dict[str, Any]) -> str:
         if not s["ok"]:
             rows.append(
                 (
-                    "1" if s["kind"] == "echo" else "2",
+                    "2" if s["server"] == "targetd" else "1",
                     s["label"],
                     str(s["concurrency"]),
                     "error",
@@ -312,7 +356,7 @@ def build_table(report: dict[str, Any]) -> str:
             label += f" ({decisions} dec/call: {s['rps'] * decisions:,.0f} dec/s)"
         rows.append(
             (
-                "1" if s["kind"] == "echo" else "2",
+                "2" if s["server"] == "targetd" else "1",
                 label,
                 str(s["concurrency"]),
                 fmt(s["rps"]),
@@ -450,6 +494,13 @@ def main() -> None:
     parser.add_argument("--engine-number", type=int, default=1000, help="engine calls per timed batch")
     parser.add_argument("--skip-sdk", action="store_true", help="leave out the Adobe SDK peer")
     parser.add_argument("--skip-scale", action="store_true", help="leave out the 10x/100x artifacts")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="floor c8,exec c8",
+        default="",
+        help="also record py-spy profiles of the server during these scenarios (default: 'floor c8,exec c8')",
+    )
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where to write the JSON")
     args = parser.parse_args()
 
@@ -495,19 +546,22 @@ def main() -> None:
             cwd=REPO,
             log=tmp / "targetd.log",
         )  # fmt: skip
+        canned = tmp / "canned-offers.bin"
         floor = ServerProcess(
             "floor",
             [sys.executable, str(BENCH / "floor_server.py"), "--listen", "127.0.0.1:0", *common,
-             "--data-dir", str(tmp / "floor-data")],
+             "--data-dir", str(tmp / "floor-data"), "--canned-offers", str(canned)],
             cwd=REPO,
             log=tmp / "floor.log",
         )  # fmt: skip
         servers = [targetd, floor]
+        files = request_files(tmp, artifact)
         try:
-            for server in servers:
-                server.start()
+            targetd.start()
             ready = wait_serving(targetd.address, timeout=30.0)
             report["targetd_ready"] = ready
+            canned.write_bytes(canned_reply(targetd.address, files[cases.EXECUTE_1]))
+            floor.start()
             log(
                 f"targetd on {targetd.address} ({'SERVING' if ready else 'never SERVING'}), floor on {floor.address}"
             )
@@ -517,7 +571,6 @@ def main() -> None:
                 "floor_idle_mb": rss_mb(floor.pid),
             }
 
-            files = request_files(tmp, artifact)
             scenarios: dict[str, Scenario] = {}
 
             def add(key: str, label: str, server: ServerProcess, kind: str, file: Path, c: int) -> None:  # noqa: PLR0917
@@ -525,6 +578,8 @@ def main() -> None:
 
             for c in (1, 8):
                 add(f"floor c{c}", f"gRPC floor: echo {ECHO_BYTES} B", floor, "echo", files["echo"], c)
+                add(f"canned c{c}", "floor with GetOffers messages (canned reply)", floor, "get_offers",
+                    files[cases.EXECUTE_1], c)  # fmt: skip
                 add(
                     f"exec c{c}",
                     "GetOffers on-device: execute 1 mbox",
@@ -557,6 +612,8 @@ def main() -> None:
                     run_scenario(scenario, args)
             time.sleep(2.0)
             memory["targetd_after_load_mb"] = rss_mb(targetd.pid)
+            if args.profile:
+                report["profiles"] = profile(scenarios, args)
             status = Path(f"/proc/{targetd.pid}/status").read_text()
             peak = [line for line in status.splitlines() if line.startswith("VmHWM:")]
             memory["targetd_peak_mb"] = int(peak[0].split()[1]) / 1024 if peak else float("nan")
@@ -673,6 +730,8 @@ def main() -> None:
         f"load generator in its own process; artifact {cases.ARTIFACT.name} on-device; telemetry off"
     )
     print(table)
+    for key, summary in report.get("profiles", {}).items():
+        print(spy.render(key, summary) if "samples" in summary else f"profile {key}: {summary['error']}")
     print(f"({report['elapsed_s']:.0f} s; JSON: {os.path.relpath(args.out, REPO)})")
     Path(args.out).write_text(json.dumps(report, indent=1, default=str))
 
