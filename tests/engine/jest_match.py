@@ -5,8 +5,9 @@
 * ``"expect.any(Object|String|Number)"``: a present (non-null) value of that type;
 * scalars: equal, with numbers compared by value (``1 == 1.0``) and booleans never equal to numbers.
 
-One adaptation, because proto3 cannot tell an empty repeated field from an absent one: an expected ``[]``
-also matches a missing key (the engine's protobuf response has no way to carry ``"metrics": []``).
+No adaptation: the runner prints the engine's protobuf responses with every repeated field present
+(``message_to_dict(..., including_empty_repeated=True)``), as a gRPC peer's generated code sees them, so an
+expected ``"metrics": []`` is checked like any other array.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ def mismatches(received: Any, expected: Any, path: str = "$") -> list[str]:
         problems: list[str] = []
         for key, value in expected.items():
             if key not in received:
-                if value == []:
-                    continue
                 problems.append(f"{path}.{key}: missing (expected {value!r})")
                 continue
             problems.extend(mismatches(received[key], value, f"{path}.{key}"))

@@ -127,7 +127,7 @@ def test_conformance(suite_name: str, test_key: str) -> None:
         telemetry.add_entry(result.telemetry_entry)
 
     if "output" in case:
-        received = message_to_dict(result.response)
+        received = message_to_dict(result.response, including_empty_repeated=True)
         problems = mismatches(received, case["output"])
         assert not problems, "\n".join(problems) + "\n" + json.dumps(received, indent=1)[:6000]
 
@@ -138,6 +138,6 @@ def test_conformance(suite_name: str, test_key: str) -> None:
             assert sent is None, f"nothing may be sent, got {message_to_dict(sent) if sent else None}"
         else:
             assert sent is not None, "expected one notification request, none was built"
-            payload = message_to_dict(sent)
+            payload = message_to_dict(sent, including_empty_repeated=True)
             problems = mismatches(payload, expected["request"])
             assert not problems, "\n".join(problems) + "\n" + json.dumps(payload, indent=1)[:6000]

@@ -33,6 +33,7 @@ def test_scalars() -> None:
     assert mismatches("1", 1) != []
 
 
-def test_empty_expected_array_matches_absent_repeated_field() -> None:
-    assert mismatches({"name": "v"}, {"name": "v", "metrics": []}) == []
-    assert mismatches({"name": "v"}, {"name": "v", "metrics": [{}]}) != []
+def test_empty_expected_array_needs_an_empty_array() -> None:
+    assert mismatches({"name": "v", "metrics": []}, {"name": "v", "metrics": []}) == []
+    assert mismatches({"name": "v"}, {"name": "v", "metrics": []}) != []
+    assert mismatches({"name": "v", "metrics": []}, {"name": "v", "metrics": [{}]}) != []
