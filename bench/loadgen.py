@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import time
@@ -38,6 +39,21 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
     return sorted_values[rank]
+
+
+def _cpu_snapshot(server_pid: int | None) -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    snapshot = {
+        "self": usage.ru_utime + usage.ru_stime,
+        "machine": (user + nice + system + irq + softirq + steal) / ticks,
+    }
+    if server_pid:
+        stat = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        snapshot["server"] = (int(stat[11]) + int(stat[12])) / ticks
+    return snapshot
 
 
 def _caller(channel: grpc.aio.Channel, kind: str, payload: bytes) -> Callable[[], Awaitable[Any]]:
@@ -114,13 +130,20 @@ async def run(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
                 if begin >= measure_from and end <= stop_at:
                     latencies.append(end - begin)
 
-        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        window: list[dict[str, float]] = []
+
+        async def monitor() -> None:
+            # CPU readings at the start and end of the timed window: this process, the server, the machine.
+            for moment in (measure_from, stop_at):
+                await asyncio.sleep(max(0.0, moment - time.perf_counter()))
+                window.append(_cpu_snapshot(args.server_pid))
+
+        await asyncio.gather(monitor(), *(worker() for _ in range(args.concurrency)))
     elapsed = min(time.perf_counter(), stop_at) - measure_from
     latencies.sort()
     ms = [x * 1000 for x in latencies]
-    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    cpu = {k: window[1][k] - window[0][k] for k in window[0]} if len(window) == 2 else {}
+    n = max(1, len(ms))
     return {
         "ok": not errors and bool(ms),
         "error": ", ".join(f"{k} x{v}" for k, v in errors.items()) or ("no calls timed" if not ms else ""),
@@ -138,7 +161,13 @@ async def run(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
         "mean_ms": statistics.fmean(ms) if ms else float("nan"),
         "max_ms": ms[-1] if ms else float("nan"),
         "errors": dict(errors),
-        "client_cpu_s": round(cpu, 4),
+        # CPU µs per timed call over the timed window; "other" is what the rest of the machine used
+        # (other processes, not this load generator or the server): a noisy-neighbour indicator, in cores.
+        "client_cpu_us": cpu.get("self", float("nan")) * 1e6 / n,
+        "server_cpu_us": cpu.get("server", float("nan")) * 1e6 / n,
+        "other_cores": (cpu["machine"] - cpu["self"] - cpu.get("server", 0.0)) / elapsed
+        if cpu and elapsed > 0
+        else float("nan"),
     }
 
 
@@ -150,6 +179,7 @@ def main() -> None:
         "--request-file", required=True, help="request bytes (serialized protobuf or payload)"
     )
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--server-pid", type=int, default=0, help="server process, for its CPU time")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of calls before timing")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds timed")
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard bound on calls")

@@ -39,6 +39,7 @@ class ServerProcess:
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
+        self.metrics_address = ""  # host:port of its Prometheus /metrics, when it serves one
         self.stdout_tail: list[str] = []
 
     @property

@@ -16,11 +16,13 @@ import json
 import math
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -31,7 +33,7 @@ import cases
 import grpc
 import spy
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from procs import ServerProcess, cpu_seconds, rss_mb
+from procs import ServerProcess, rss_mb
 
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
@@ -226,7 +228,9 @@ class Scenario:
                 p50_ms=median([r["p50_ms"] for r in ok]),
                 p99_ms=median([r["p99_ms"] for r in ok]),
                 server_cpu_us=median([r["server_cpu_us"] for r in ok]),
-                client_cpu_us=median([r["client_cpu_s"] / r["calls_total"] * 1e6 for r in ok]),
+                client_cpu_us=median([r["client_cpu_us"] for r in ok]),
+                other_cores=median([r["other_cores"] for r in ok]),
+                handler_us=median([r.get("handler_us", math.nan) for r in ok]),
                 rps_min=min(r["rps"] for r in ok),
                 rps_max=max(r["rps"] for r in ok),
                 reply=ok[0].get("reply", {}),
@@ -234,11 +238,34 @@ class Scenario:
         return out
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def handler_seconds(metrics_address: str) -> dict[str, tuple[float, float]]:
+    """(sum, count) of targetd's own handler-duration histogram per RPC method (empty if unreachable)."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return {}
+    found: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for suffix, index in (("_sum{", 0), ("_count{", 1)):
+            if line.startswith("targetd_rpc_duration_seconds" + suffix):
+                method = line.split('method="', 1)[1].split('"', 1)[0]
+                found.setdefault(method, [0.0, 0.0])[index] = float(line.rsplit(" ", 1)[1])
+    return {method: (v[0], v[1]) for method, v in found.items()}
+
+
 def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
     if scenario.failed:
         return
-    pid = scenario.server.pid
-    cpu_before = cpu_seconds(pid)
+    metrics_address = scenario.server.metrics_address
+    before = handler_seconds(metrics_address) if metrics_address else {}
     result = run_json(
         [
             sys.executable,
@@ -251,6 +278,8 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
             str(scenario.file),
             "--concurrency",
             str(scenario.concurrency),
+            "--server-pid",
+            str(scenario.server.pid),
             "--warmup",
             str(args.warmup),
             "--duration",
@@ -258,9 +287,14 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
         ],
         timeout=args.warmup + args.duration + 60,
     )
-    server_cpu = cpu_seconds(pid) - cpu_before
-    if result.get("calls_total"):
-        result["server_cpu_us"] = server_cpu / result["calls_total"] * 1e6
+    if before:
+        after = handler_seconds(metrics_address)
+        method = "GetAttributes" if scenario.kind == "get_attributes" else "GetOffers"
+        if method in after:
+            calls = after[method][1] - before.get(method, (0.0, 0.0))[1]
+            spent = after[method][0] - before.get(method, (0.0, 0.0))[0]
+            # Wall time inside the servicer method (maps_errors' histogram): the handler's own cost.
+            result["handler_us"] = spent / calls * 1e6 if calls else float("nan")
     scenario.runs.append(result)
     if not result.get("ok"):
         scenario.failed = str(result.get("error") or "failed")
@@ -268,7 +302,8 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
     else:
         log(
             f"  {scenario.label} c={scenario.concurrency}: {result['rps']:.0f} req/s, "
-            f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+            f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, server {result['server_cpu_us']:.0f} µs/call, "
+            f"other load {result['other_cores']:.2f} cores"
         )
 
 
@@ -313,167 +348,155 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "MISSED")
 
 
+HEADER = (
+    "#",
+    "row",
+    "c",
+    "rate",
+    "p50 ms",
+    "p99 ms",
+    "srv CPU µs",
+    "handler µs",
+    "bg cores",
+    "vs baseline",
+    "goal",
+)
+_KEYS = (
+    "section",
+    "label",
+    "c",
+    "rate",
+    "p50_ms",
+    "p99_ms",
+    "server_cpu",
+    "handler",
+    "bg_cores",
+    "vs_baseline",
+    "goal",
+)
+
+
+def _row(section: str, label: str, rate: str = "", **cells: str) -> tuple[str, ...]:
+    values = {"section": section, "label": label, "rate": rate, **cells}
+    return tuple(values.get(key, "") for key in _KEYS)
+
+
 def build_table(report: dict[str, Any]) -> str:
-    rows: list[tuple[str, ...]] = [
-        ("#", "row", "c", "req/s", "p50 ms", "p99 ms", "srv CPU µs", "vs baseline", "goal")
-    ]
+    rows: list[tuple[str, ...]] = [HEADER]
     grpc_rows = report["grpc"]
-    order = (
-        "floor c1",
-        "floor c8",
-        "canned c1",
-        "canned c8",
-        "exec c1",
-        "exec c8",
-        "prefetch c1",
-        "prefetch c8",
-        "attrs c1",
-        "attrs c8",
-    )
+    order: tuple[str, ...] = ("floor c1", "floor c8", "canned c1", "canned c8", "exec c1", "exec c8")
+    order += ("prefetch c1", "prefetch c8", "attrs c1", "attrs c8")
     for key in sorted(grpc_rows, key=lambda k: order.index(k) if k in order else len(order)):
         s = grpc_rows[key]
-        vs = s.get("vs_floor")
-        vs_text = f"{vs['rps']:.2f}x req/s, {vs['p99']:.2f}x p99" if vs else ""
+        section = "2" if s["server"] == "targetd" else "1"
         goal = s.get("goal", "")
         if not s["ok"]:
             rows.append(
-                (
-                    "2" if s["server"] == "targetd" else "1",
+                _row(
+                    section,
                     s["label"],
-                    str(s["concurrency"]),
                     "error",
-                    "",
-                    "",
-                    "",
-                    s["error"][:60],
-                    goal,
+                    c=str(s["concurrency"]),
+                    vs_baseline=s["error"][:70],
+                    goal=goal,
                 )
             )
             continue
+        vs = s.get("vs_floor")
         label = s["label"]
         decisions = s.get("reply", {}).get("decisions")
         if decisions and decisions > 1:
-            label += f" ({decisions} dec/call: {s['rps'] * decisions:,.0f} dec/s)"
+            label += f" ({decisions} dec/call = {s['rps'] * decisions:,.0f} dec/s)"
         rows.append(
-            (
-                "2" if s["server"] == "targetd" else "1",
+            _row(
+                section,
                 label,
-                str(s["concurrency"]),
-                fmt(s["rps"]),
-                fmt(s["p50_ms"], ".2f"),
-                fmt(s["p99_ms"], ".2f"),
-                fmt(s["server_cpu_us"], ",.0f"),
-                vs_text,
-                goal,
+                fmt(s["rps"]) + " req/s",
+                c=str(s["concurrency"]),
+                p50_ms=fmt(s["p50_ms"], ".2f"),
+                p99_ms=fmt(s["p99_ms"], ".2f"),
+                server_cpu=fmt(s["server_cpu_us"], ",.0f"),
+                handler=fmt(s.get("handler_us"), ",.0f", missing=""),
+                bg_cores=fmt(s.get("other_cores"), ".2f"),
+                vs_baseline=f"{vs['rps']:.2f}x floor req/s, {vs['p99']:.2f}x floor p99" if vs else "",
+                goal=goal,
             )
         )
     peer = report["peer"]
     if peer.get("ok"):
         for case, p in peer["cases"].items():
-            ratio = p.get("targetd_ratio", {})
-            vs_text = ", ".join(f"targetd c={c}: {r:,.1f}x" for c, r in ratio.items())
+            ratios = p.get("targetd_ratio", {})
             rows.append(
-                (
+                _row(
                     "3",
-                    f"Adobe SDK {peer['sdk_version']} in-process: {case} (dec/s)",
-                    "1",
-                    fmt(p["decisions_per_s"], ",.1f"),
-                    fmt(p["p50_ms"], ".2f"),
-                    fmt(p["p99_ms"], ".2f"),
-                    "",
-                    vs_text,
-                    p.get("goal", ""),
+                    f"Adobe SDK {peer['sdk_version']} in-process: {case}",
+                    fmt(p["decisions_per_s"], ",.1f") + " dec/s",
+                    c="1",
+                    p50_ms=fmt(p["p50_ms"], ".2f"),
+                    p99_ms=fmt(p["p99_ms"], ".2f"),
+                    vs_baseline=", ".join(f"targetd c={c}: {r:,.0f}x" for c, r in ratios.items()),
+                    goal=p.get("goal", ""),
                 )
             )
     else:
-        rows.append(
-            ("3", "Adobe SDK in-process", "1", "error", "", "", "", str(peer.get("error", ""))[:60], "")
-        )
+        rows.append(_row("3", "Adobe SDK in-process", "error", vs_baseline=str(peer.get("error", ""))[:70]))
     engine = report["engine"]
     if engine.get("ok"):
         for case, e in engine["cases"].items():
             rows.append(
-                (
+                _row(
                     "4",
                     f"engine in-process: {case} ({e['decisions_per_call']} dec)",
-                    "1",
-                    fmt(1e6 / e["us_per_call"]),
-                    f"{e['us_per_call']:.1f} µs",
-                    "",
-                    "",
-                    f"{e['us_per_decision']:.1f} µs/decision",
-                    e.get("goal", ""),
+                    f"{e['us_per_call']:,.1f} µs/call",
+                    c="1",
+                    vs_baseline=f"{e['us_per_decision']:.1f} µs/decision",
+                    goal=e.get("goal", ""),
                 )
             )
     else:
-        rows.append(
-            ("4", "engine in-process", "1", "error", "", "", "", str(engine.get("error", ""))[:60], "")
-        )
+        rows.append(_row("4", "engine in-process", "error", vs_baseline=str(engine.get("error", ""))[:70]))
     for size in report["scale"]:
         if not size.get("ok"):
             rows.append(
-                (
-                    "5",
-                    f"scale {size['factor']}x",
-                    "1",
-                    "error",
-                    "",
-                    "",
-                    "",
-                    str(size.get("error", ""))[:60],
-                    "",
-                )
+                _row("5", f"scale {size['factor']}x", "error", vs_baseline=str(size.get("error", ""))[:70])
             )
             continue
         e = size["cases"][cases.EXECUTE_1]
         rows.append(
-            (
+            _row(
                 "5",
-                f"scale {size['factor']}x: {size['activities']} activities, {size['rules']} rules, "
+                f"scale {size['factor']}x: {size['activities']:,} activities, {size['rules']:,} rules, "
                 f"{size['artifact_bytes'] / 1e6:.1f} MB, compile {size['compile_ms']:,.0f} ms",
-                "1",
-                fmt(1e6 / e["us_per_call"]),
-                f"{e['us_per_call']:.1f} µs",
-                "",
-                "",
-                f"{size['vs_1x']:.2f}x the 1x time",
-                size.get("goal", ""),
+                f"{e['us_per_call']:,.1f} µs/call",
+                c="1",
+                vs_baseline=f"{size['vs_1x']:.2f}x the 1x time" if "vs_1x" in size else "",
+                goal=size.get("goal", ""),
             )
         )
-    memory = report["memory"]
+    memory = report.get("memory", {})
+    floor_idle = fmt(memory.get("floor_idle_mb"), ".1f")
     rows.append(
-        (
+        _row(
             "6",
-            "targetd RSS idle, artifact loaded (MB)",
-            "",
-            fmt(memory.get("targetd_idle_mb"), ".1f"),
-            "",
-            "",
-            "",
-            f"floor server idle: {fmt(memory.get('floor_idle_mb'), '.1f')} MB",
-            memory.get("goal", ""),
+            "targetd RSS idle, artifact loaded",
+            fmt(memory.get("targetd_idle_mb"), ".1f") + " MB",
+            vs_baseline=f"floor server idle: {floor_idle} MB",
+            goal=memory.get("goal", ""),
         )
     )
     rows.append(
-        (
+        _row(
             "6",
-            "targetd RSS after the load (MB)",
-            "",
-            fmt(memory.get("targetd_after_load_mb"), ".1f"),
-            "",
-            "",
-            "",
-            f"peak (VmHWM): {fmt(memory.get('targetd_peak_mb'), '.1f')} MB",
-            "",
+            "targetd RSS after the load",
+            fmt(memory.get("targetd_after_load_mb"), ".1f") + " MB",
+            vs_baseline=f"peak (VmHWM): {fmt(memory.get('targetd_peak_mb'), '.1f')} MB",
         )
     )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    numeric = {2, 3, 4, 5, 6}
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    right = {2, 3, 4, 5, 6, 7, 8}
     lines = []
     for n, row in enumerate(rows):
-        cells = [
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)
-        ]
+        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -537,15 +560,18 @@ def main() -> None:
             "--cdn-base-path", f"http://{stub.address}",
             "--log-level", "warning",
         ]  # fmt: skip
+        metrics_address = f"127.0.0.1:{free_port()}"
         targetd = ServerProcess(
             "targetd",
             [
                 sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
                 "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "targetd-data"),
+                "--metrics-listen", metrics_address,
             ],
             cwd=REPO,
             log=tmp / "targetd.log",
         )  # fmt: skip
+        targetd.metrics_address = metrics_address
         canned = tmp / "canned-offers.bin"
         floor = ServerProcess(
             "floor",
@@ -641,6 +667,15 @@ def main() -> None:
                 e["goal"] = verdict(None)
         report["grpc"] = grpc_report
 
+        # 2b. the same handlers in-process, without gRPC (timed, and profiled with cProfile)
+        log("targetd handlers in-process (no gRPC), with cProfile")
+        report["handler"] = run_json(
+            [sys.executable, str(BENCH / "handler.py"), "--repeat", str(max(args.repeat, 3)),
+             "--number", str(args.engine_number), *common, "--artifact-payload", f"@{cases.ARTIFACT}",
+             "--data-dir", str(tmp / "handler-data")],
+            timeout=600,
+        )  # fmt: skip
+
         # 3. the peer
         if sdk_python is None:
             report["peer"] = {"ok": False, "error": "skipped (--skip-sdk)"}
@@ -730,6 +765,16 @@ def main() -> None:
         f"load generator in its own process; artifact {cases.ARTIFACT.name} on-device; telemetry off"
     )
     print(table)
+    handler = report.get("handler", {})
+    if handler.get("ok"):
+        for case, h in handler["cases"].items():
+            print(
+                f"targetd handler in-process, {case}: {h['us_per_call']:.0f} µs/call (parse {h['parse_us']:.1f}, "
+                f"serialise {h['serialize_us']:.1f}, reply {h['reply_bytes']:,} B); cProfile, own time per call:"
+            )
+            print(
+                "  " + "; ".join(f"{r['function']} {r['own_us_per_call']:.1f}" for r in h["profile_own"][:8])
+            )
     for key, summary in report.get("profiles", {}).items():
         print(spy.render(key, summary) if "samples" in summary else f"profile {key}: {summary['error']}")
     print(f"({report['elapsed_s']:.0f} s; JSON: {os.path.relpath(args.out, REPO)})")
