@@ -20,6 +20,7 @@ from targetd_server import __version__
 from targetd_server.artifacts import ArtifactProvider, ArtifactSnapshot
 from targetd_server.config import Settings
 from targetd_server.decisions.local import LocalOutcome, decide_locally
+from targetd_server.engine import TelemetryProvider
 from targetd_server.envelope import add_mboxes_to_request, fill_attributes
 from targetd_server.errors import NotReadyError, UnimplementedError
 from targetd_server.events import EventBus
@@ -43,6 +44,8 @@ class TargetClient:
         self._ready = False
         self._ready_event = asyncio.Event()
         self._readiness_listeners: list[Callable[[bool], None]] = []
+        # Node's TelemetryProvider: entries wait here until the next request to Target carries them.
+        self.telemetry = TelemetryProvider(settings.telemetry_enabled)
         # The event bus (SubscribeEvents) and the artifact provider (`artifacts.snapshot` is the artifact
         # applied now, or None); see targetd_server.events and targetd_server.artifacts.
         self.events = EventBus(
@@ -166,6 +169,7 @@ class TargetClient:
             target_cookie=call.target_cookie if call.HasField("target_cookie") else None,
             session_id=call.session_id if call.HasField("session_id") else None,
             location_hint=call.target_location_hint or self.settings.target_location_hint,
+            telemetry=self.telemetry,
         )
         if outcome.outbound is not None:
             self._send_later(outcome.outbound)

@@ -17,7 +17,12 @@ from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
 from targetd_server.artifacts import ArtifactSnapshot
 from targetd_server.config import Settings
-from targetd_server.engine import RequestValidationError, build_notification_request, decide
+from targetd_server.engine import (
+    RequestValidationError,
+    TelemetryProvider,
+    build_notification_request,
+    decide,
+)
 from targetd_server.engine.request import new_id
 from targetd_server.envelope import RequestIdentity, on_device_envelope, resolve_identity
 from targetd_server.errors import InvalidRequestError
@@ -61,11 +66,14 @@ def decide_locally(
     session_id: str | None = None,
     location_hint: str | None = None,
     geo: delivery_pb2.Geo | None = None,
+    telemetry: TelemetryProvider | None = None,
 ) -> LocalOutcome:
     """Decide ``request`` on-device. ``request`` is completed in place (pass one this call owns).
 
     ``location_hint`` is the call's hint or the configured one; ``geo`` is a geo lookup result, if one was
-    made. Raises :class:`InvalidRequestError` when the engine rejects the request.
+    made. ``telemetry`` is the client's telemetry store (Node's TelemetryProvider): this decision's entry
+    is added and everything stored (e.g. artifact-download entries) leaves with the outbound request.
+    Raises :class:`InvalidRequestError` when the engine rejects the request.
     """
     identity = prepare_identity(
         request,
@@ -94,6 +102,11 @@ def decide_locally(
         remote_mboxes=result.remote_mboxes,
         remote_views=result.remote_views,
     )
-    entries = [result.telemetry_entry] if result.telemetry_entry is not None else []
+    if telemetry is None:
+        entries = [result.telemetry_entry] if result.telemetry_entry is not None else []
+    else:
+        if result.telemetry_entry is not None:
+            telemetry.add_entry(result.telemetry_entry)
+        entries = telemetry.drain()
     outbound = build_notification_request(result.request, result.notifications, entries)
     return LocalOutcome(envelope, outbound)
