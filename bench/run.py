@@ -540,7 +540,14 @@ def main() -> None:
             "artifact": str(cases.ARTIFACT),
         },
     }
-    sdk_python = None if args.skip_sdk else ensure_sdk_venv()
+    sdk_python: Path | None = None
+    sdk_error = "skipped (--skip-sdk)"
+    if not args.skip_sdk:
+        try:
+            sdk_python = ensure_sdk_venv()
+        except (subprocess.SubprocessError, OSError) as error:
+            sdk_error = f"could not build {SDK_VENV.name}: {error}"
+            log(sdk_error)
     artifact = cases.load_artifact()
 
     with tempfile.TemporaryDirectory(prefix="targetd-bench-") as tmp_name:
@@ -678,7 +685,7 @@ def main() -> None:
 
         # 3. the peer
         if sdk_python is None:
-            report["peer"] = {"ok": False, "error": "skipped (--skip-sdk)"}
+            report["peer"] = {"ok": False, "error": sdk_error}
         else:
             log("Adobe SDK peer, in-process")
             peer = run_json(

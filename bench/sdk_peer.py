@@ -140,9 +140,15 @@ def main() -> None:
             def call(request: Any = request) -> Any:
                 return client.get_offers({"request": request})
 
-            decisions, with_options = _decisions(call())
+            first = call()
+            decisions, with_options = _decisions(first)
+            execute = first["response"].execute
+            # Python SDK bug 0.5(d): an execute request also evaluates the global mbox (pageLoad).
+            page_load_evaluated = bool(execute and getattr(execute, "page_load", None))
         timing = _time_case(call, args.repeat, args.seconds)
         timing["decisions_per_call"] = decisions
+        if case != cases.ATTRIBUTES_1:
+            timing["page_load_evaluated"] = page_load_evaluated
         timing["with_options"] = with_options
         timing["decisions_per_s"] = timing["calls_per_s"] * decisions
         results[case] = timing
