@@ -524,6 +524,7 @@ def main() -> None:
         default="",
         help="also record py-spy profiles of the server during these scenarios (default: 'floor c8,exec c8')",
     )
+    parser.add_argument("--readme", action="store_true", help="write the figures into bench/README.md")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where to write the JSON")
     args = parser.parse_args()
 
@@ -760,32 +761,62 @@ def main() -> None:
         report["scale"] = scale
 
     report["elapsed_s"] = round(time.monotonic() - began, 1)
-    table = build_table(report)
-    report["table"] = table
+    report["table"] = build_table(report)
+    Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+    text = render_report(report)
+    print(text)
+    print(f"({report['elapsed_s']:.0f} s; JSON: {os.path.relpath(args.out, REPO)})")
+    if args.readme:
+        update_readme(text)
+        log("bench/README.md: latest figures updated")
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """The table with its header lines, the in-process handler breakdown and any py-spy summaries."""
     m = report["machine"]
-    print(
+    st = report["settings"]
+    lines = [
         f"targetd bench {report['started_at']} · commit {m['commit']} · {m['cpus']} x {m['cpu']} · "
-        f"Python {m['python']}, grpcio {m['grpcio']}, protobuf {m['protobuf']}"
-    )
-    print(
-        f"medians of {args.repeat} runs; gRPC runs {args.duration:g} s after {args.warmup:g} s warm-up, closed loop, "
-        f"load generator in its own process; artifact {cases.ARTIFACT.name} on-device; telemetry off"
-    )
-    print(table)
+        f"Python {m['python']}, grpcio {m['grpcio']}, protobuf {m['protobuf']}",
+        f"medians of {st['repeat']} runs; gRPC runs {st['duration_s']:g} s after {st['warmup_s']:g} s warm-up, "
+        f"closed loop, load generator in its own process; artifact {Path(st['artifact']).name} on-device; "
+        "telemetry off",
+        report["table"],
+    ]
     handler = report.get("handler", {})
     if handler.get("ok"):
         for case, h in handler["cases"].items():
-            print(
+            lines.append(
                 f"targetd handler in-process, {case}: {h['us_per_call']:.0f} µs/call (parse {h['parse_us']:.1f}, "
-                f"serialise {h['serialize_us']:.1f}, reply {h['reply_bytes']:,} B); cProfile, own time per call:"
+                f"serialise {h['serialize_us']:.1f}, reply {h['reply_bytes']:,} B); cProfile own µs per call "
+                f"(profiled total {h['profiled_us_per_call']:.0f}):"
             )
-            print(
+            lines.append(
                 "  " + "; ".join(f"{r['function']} {r['own_us_per_call']:.1f}" for r in h["profile_own"][:8])
             )
+    elif handler:
+        lines.append(f"targetd handler in-process: {handler.get('error', '')[:300]}")
     for key, summary in report.get("profiles", {}).items():
-        print(spy.render(key, summary) if "samples" in summary else f"profile {key}: {summary['error']}")
-    print(f"({report['elapsed_s']:.0f} s; JSON: {os.path.relpath(args.out, REPO)})")
-    Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+        lines.append(
+            spy.render(key, summary) if "samples" in summary else f"profile {key}: {summary['error']}"
+        )
+    return "\n".join(lines)
+
+
+README_BEGIN = "<!-- bench:latest -->"
+README_END = "<!-- /bench:latest -->"
+
+
+def update_readme(text: str) -> None:
+    """Replace the figures between the markers of bench/README.md with ``text`` (in a code block)."""
+    path = BENCH / "README.md"
+    readme = path.read_text(encoding="utf-8")
+    if README_BEGIN not in readme or README_END not in readme:
+        log(f"bench/README.md has no {README_BEGIN} ... {README_END} markers; not updated")
+        return
+    head, rest = readme.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(f"{head}{README_BEGIN}\n```\n{text}\n```\n{README_END}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":
