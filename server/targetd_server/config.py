@@ -78,6 +78,21 @@ class Settings:
     artifact_read_timeout: float = _opt(
         30.0, "Artifact download read timeout (longest wait for data), seconds.", kind=float
     )
+    edge_host_template: str = _opt(
+        "mboxedge{cluster}.tt.omtrdc.net",
+        "Delivery API host once an edge cluster is known ({cluster} is replaced); change only for a proxy "
+        "or the local edge stand-in.",
+    )
+    delivery_pool_size: int = _opt(16, "Pooled HTTP connections (and concurrent calls) to Target.", kind=int)
+    geo_timeout: int = _opt(1000, "IP geo lookup timeout, ms (a failed lookup decides without geo).", kind=int)
+    geo_cache_size: int = _opt(10000, "IP geo lookups cached (least recently used evicted).", kind=int)
+    outbox_max_rows: int = _opt(
+        100000, "Notification outbox capacity, rows; when full new rows are refused and counted.", kind=int
+    )
+    outbox_batch_size: int = _opt(100, "Outbox rows taken per send round.", kind=int)
+    outbox_concurrency: int = _opt(8, "Concurrent Delivery API calls of the outbox sender.", kind=int)
+    outbox_max_backoff: float = _opt(60.0, "Longest wait between outbox retries, seconds.", kind=float)
+    outbox_flush_timeout: float = _opt(5.0, "Time the outbox gets to send on shutdown, seconds.", kind=float)
     polling_interval_minimum: int = _opt(
         300000, "Development only: polling_interval floor, ms (Node: 300000); lower only in tests.", kind=int
     )

@@ -20,9 +20,10 @@ from targetd_server import __version__
 from targetd_server.artifacts import ArtifactProvider, ArtifactSnapshot
 from targetd_server.config import Settings
 from targetd_server.decisions.local import LocalOutcome, decide_locally
-from targetd_server.engine import TelemetryProvider
+from targetd_server.delivery import ServerSide
+from targetd_server.engine import TelemetryProvider, has_remote_dependency, needs_geo_lookup
 from targetd_server.envelope import add_mboxes_to_request, fill_attributes
-from targetd_server.errors import NotReadyError, UnimplementedError
+from targetd_server.errors import NotReadyError
 from targetd_server.events import EventBus
 from targetd_server.validation import validate_delivery_request
 
@@ -55,6 +56,8 @@ class TargetClient:
             state=self._event_state,
         )
         self.artifacts = ArtifactProvider(settings, self.events, on_applied=self._artifact_applied)
+        # The remote side (targetd_server.delivery): Delivery API, geo lookup, location hint, outbox.
+        self.remote = ServerSide(settings, self.events.publish_geo_location_updated, self.telemetry)
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -84,6 +87,7 @@ class TargetClient:
         """Start the client. Server-side decisions can be served at once; on-device and hybrid become ready
         (and ``client_ready`` is published) the moment an artifact is applied, never before."""
         self.events.start()
+        self.remote.start(ping_location_hint=self.method != delivery_pb2.DECISIONING_METHOD_SERVER_SIDE)
         if self.method == delivery_pb2.DECISIONING_METHOD_SERVER_SIDE:
             self._set_ready(True)
             self.events.publish_client_ready()
@@ -108,6 +112,7 @@ class TargetClient:
         self._set_ready(False)
         self.events.clear_ready()
         await self.artifacts.stop()
+        await self.remote.close()  # flushes the outbox (what is not accepted stays on disk)
         if self.events.close() is not None:
             await self.events.wait_drained(min(self.settings.grace_period, 5.0))
 
@@ -118,11 +123,7 @@ class TargetClient:
     ) -> service_pb2.TargetDeliveryResponse:
         """The SDK's get_offers. ``time_remaining`` is the caller's remaining deadline in seconds."""
         validate_delivery_request(call.request, present=call.HasField("request"))
-        method = call.decisioning_method or self.method
-        if method == delivery_pb2.DECISIONING_METHOD_ON_DEVICE:
-            outcome = await self._on_device(call.request, call, time_remaining)
-            return outcome.envelope
-        raise UnimplementedError("server-side and hybrid decisioning land with the Delivery API client")
+        return await self._decide(call.request, call, time_remaining)
 
     async def get_attributes(
         self, call: service_pb2.GetAttributesRequest, *, time_remaining: float | None = None
@@ -131,14 +132,41 @@ class TargetClient:
         JSON offers of the response are flattened per mbox."""
         request = add_mboxes_to_request(call.mbox_names, call.request if call.HasField("request") else None)
         validate_delivery_request(request, present=True)
-        method = call.decisioning_method or self.method
-        if method == delivery_pb2.DECISIONING_METHOD_ON_DEVICE:
-            envelope = (await self._on_device(request, call, time_remaining)).envelope
-        else:
-            raise UnimplementedError("server-side and hybrid decisioning land with the Delivery API client")
+        envelope = await self._decide(request, call, time_remaining)
         reply = service_pb2.GetAttributesResponse(envelope=envelope)
         fill_attributes(reply.attributes, envelope.response)
         return reply
+
+    async def _decide(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        call: service_pb2.GetOffersRequest | service_pb2.GetAttributesRequest,
+        time_remaining: float | None,
+    ) -> service_pb2.TargetDeliveryResponse:
+        """Route by the call's method (else the configured one). Hybrid: on-device when every requested
+        mbox and view is local (a pageLoad counts as ``target-global-mbox``), else the whole request goes
+        to the Delivery API, as it does before the first artifact is applied."""
+        method = call.decisioning_method or self.method
+        if method == delivery_pb2.DECISIONING_METHOD_ON_DEVICE:
+            return (await self._on_device(request, call, time_remaining)).envelope
+        snapshot = self.artifacts.snapshot
+        remote_mboxes: tuple[str, ...] = ()
+        remote_views: tuple[str, ...] = ()
+        if snapshot is not None:
+            dependency = has_remote_dependency(snapshot.compiled, request)
+            if method == delivery_pb2.DECISIONING_METHOD_HYBRID and not dependency.remote_needed:
+                return (await self._on_device(request, call, time_remaining)).envelope
+            remote_mboxes, remote_views = dependency.remote_mboxes, dependency.remote_views
+        return await self.remote.decide(
+            request,
+            target_cookie=call.target_cookie if call.HasField("target_cookie") else None,
+            session_id=call.session_id if call.HasField("session_id") else None,
+            location_hint=call.target_location_hint or None,
+            customer_ids=call.customer_ids,
+            time_remaining=time_remaining,
+            remote_mboxes=remote_mboxes,
+            remote_views=remote_views,
+        )
 
     async def _on_device(
         self,
@@ -162,30 +190,29 @@ class TargetClient:
                     "Unable to fulfill request; decisioning engine not ready. "
                     "The rules artifact has not been applied yet: see GetStatus.last_error."
                 )
+        geo = None
+        if needs_geo_lookup(snapshot.compiled, request):
+            geo = await self.remote.lookup_geo(request, time_remaining)
         outcome = decide_locally(
             request,
             snapshot,
             settings=self.settings,
             target_cookie=call.target_cookie if call.HasField("target_cookie") else None,
             session_id=call.session_id if call.HasField("session_id") else None,
-            location_hint=call.target_location_hint or self.settings.target_location_hint,
+            location_hint=call.target_location_hint or self.remote.location_hint,
+            geo=geo,
             telemetry=self.telemetry,
         )
         if outcome.outbound is not None:
-            self._send_later(outcome.outbound)
+            self.remote.enqueue(outcome.outbound, outcome.envelope)  # durable before the RPC returns
         return outcome
-
-    def _send_later(self, outbound: delivery_pb2.DeliveryRequest) -> None:
-        """Queue on-device notifications/telemetry for delivery to Target (the durable outbox)."""
-        log.debug("outbound notifications not sent: no outbox configured in this build")
 
     async def send_notifications(
         self, call: service_pb2.SendNotificationsRequest, *, time_remaining: float | None = None
     ) -> service_pb2.TargetDeliveryResponse:
-        """The SDK's send_notifications (always server-side)."""
-        raise UnimplementedError(
-            "SendNotifications is not implemented yet: it lands with the Delivery API client"
-        )
+        """The SDK's send_notifications (always server-side): invalid notifications are dropped and
+        logged; INVALID_ARGUMENT only when none is left."""
+        return await self.remote.send_notifications(call, time_remaining=time_remaining)
 
     def status(self) -> service_pb2.GetStatusResponse:
         """A snapshot of readiness, configuration, the artifact and the event stream."""

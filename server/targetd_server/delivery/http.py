@@ -1,0 +1,180 @@
+"""The Delivery API HTTP client: one pooled :class:`requests.Session`, host selection, the SDK headers,
+timeouts, and upstream failures turned into the domain errors of :mod:`targetd_server.errors`.
+
+``POST {scheme}://{host}/rest/v1/delivery?imsOrgId=…&sessionId=…[&version=…]`` with the request as
+Delivery API JSON (the wire format of that API), the response parsed back into a ``DeliveryResponse``.
+
+Host (reference §6): a known edge cluster → ``edge_host_template`` (``mboxedge{cluster}.tt.omtrdc.net``),
+else ``server_domain``, else ``{client}.tt.omtrdc.net``; ``http`` only when ``secure`` is false.
+
+Thread affinity: :meth:`DeliveryApi.post` blocks; call it from a worker thread (the session's connection
+pool is thread-safe, sized by ``delivery_pool_size``). :meth:`DeliveryApi.execute` is the asyncio form: it
+runs ``post`` in the client's own bounded thread pool, so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from targetd.v1 import delivery_pb2
+from targetd_client.json_format import JsonMappingError, message_to_dict, parse_dict
+from targetd_server import __version__
+from targetd_server.config import Settings
+from targetd_server.engine.request import new_id
+from targetd_server.errors import UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
+
+log = logging.getLogger("targetd.delivery")
+
+__all__ = ["SDK_NAME", "DeliveryApi", "target_host"]
+
+SDK_NAME: Final = "targetd"
+DELIVERY_PATH: Final = "/rest/v1/delivery"
+_BODY_SUMMARY: Final = 300
+# 4xx answers that may succeed when retried: they are not a rejection of the request itself.
+_RETRYABLE_4XX: Final = frozenset({408, 425, 429})
+
+
+def target_host(settings: Settings, cluster: str | None) -> str:
+    """The Delivery API host for a request whose edge cluster is ``cluster`` (or unknown)."""
+    if cluster:
+        return settings.edge_host_template.replace("{cluster}", cluster)
+    if settings.server_domain:
+        return settings.server_domain
+    return f"{settings.client}.tt.omtrdc.net"
+
+
+def _summary(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _BODY_SUMMARY else text[:_BODY_SUMMARY] + "…"
+
+
+class DeliveryApi:
+    """A pooled Delivery API client for one configuration; see the module docstring. Create one per
+    process (the Target client does) and :meth:`close` it at shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.scheme = "https" if settings.secure else "http"
+        pool = max(1, settings.delivery_pool_size)
+        self._session = requests.Session()
+        # No urllib3 retries: a POST is not idempotent for the caller; the outbox retries on its own.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0, pool_block=True)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": f"targetd/{__version__}",
+                "X-EXC-SDK": SDK_NAME,
+                "X-EXC-SDK-Version": __version__,
+            }
+        )
+        self._executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="targetd-delivery")
+
+    def url(self, cluster: str | None) -> str:
+        """The delivery endpoint URL (without query) for ``cluster``."""
+        return f"{self.scheme}://{target_host(self.settings, cluster)}{DELIVERY_PATH}"
+
+    def post(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        *,
+        session_id: str,
+        cluster: str | None,
+        timeout: float | None = None,
+    ) -> delivery_pb2.DeliveryResponse:
+        """Send ``request``; blocks. ``timeout`` (seconds) defaults to the ``timeout`` option and bounds
+        the connect and each read. Raises :class:`UpstreamTimeoutError` (no answer in time),
+        :class:`UpstreamRejectedError` (a 4xx other than 408/425/429) or :class:`UpstreamError` (5xx,
+        network, a body that is not a Delivery response)."""
+        limit = self.settings.timeout / 1000 if timeout is None else max(0.001, timeout)
+        params = {"imsOrgId": self.settings.organization_id, "sessionId": session_id}
+        if self.settings.version:
+            params["version"] = self.settings.version
+        url = self.url(cluster)
+        body = json.dumps(message_to_dict(request), separators=(",", ":"))
+        try:
+            reply = self._session.post(
+                url,
+                params=params,
+                data=body.encode(),
+                headers={"X-Request-Id": new_id()},
+                timeout=(limit, limit),
+            )
+            text = reply.text
+        except requests.Timeout:
+            raise UpstreamTimeoutError(
+                f"Request timed out: the Delivery API ({url}) did not answer within {limit * 1000:.0f} ms"
+            ) from None
+        except requests.RequestException as exc:
+            raise UpstreamError(
+                f"Delivery API call to {url} failed: {_summary(str(exc) or type(exc).__name__)}; "
+                "check server_domain / network access to Target"
+            ) from None
+        status = reply.status_code
+        if not 200 <= status < 300:
+            summary = _summary(text)
+            message = f"Delivery API answered {status} {reply.reason or ''}".rstrip() + f": {summary}"
+            if 400 <= status < 500 and status not in _RETRYABLE_4XX:
+                raise UpstreamRejectedError(
+                    message + " (the request was rejected; check client, organization_id and the request)",
+                    status=status,
+                    body=summary,
+                )
+            raise UpstreamError(message + " (retry later)", status=status, body=summary)
+        return _parse(text, status)
+
+    async def execute(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        *,
+        session_id: str,
+        cluster: str | None,
+        time_remaining: float | None = None,
+    ) -> delivery_pb2.DeliveryResponse:
+        """:meth:`post` from the event loop, in this client's thread pool. The HTTP timeout is the smaller
+        of the ``timeout`` option and ``time_remaining`` (the caller's deadline, seconds); the await is
+        bounded by it too, so a slow upstream never holds the caller past its deadline."""
+        limit = self.settings.timeout / 1000
+        if time_remaining is not None:
+            limit = min(limit, max(0.001, time_remaining))
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self._executor,
+            lambda: self.post(request, session_id=session_id, cluster=cluster, timeout=limit),
+        )
+        try:
+            # A little slack over the socket timeouts: they fire first in the normal case.
+            return await asyncio.wait_for(future, limit + 0.5)
+        except TimeoutError:
+            raise UpstreamTimeoutError(
+                f"Request timed out: the Delivery API did not answer within {limit * 1000:.0f} ms"
+            ) from None
+
+    def close(self) -> None:
+        """Release the connection pool and the worker threads (does not wait for calls in flight)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._session.close()
+
+
+def _parse(text: str, status: int) -> delivery_pb2.DeliveryResponse:
+    try:
+        data: Any = json.loads(text) if text.strip() else {}
+        if not isinstance(data, dict):
+            raise JsonMappingError("not a JSON object")
+        return parse_dict(data, delivery_pb2.DeliveryResponse(), ignore_unknown=True)
+    except (ValueError, JsonMappingError) as exc:
+        raise UpstreamError(
+            f"Delivery API answered {status} with a body that is not a Delivery response ({exc}): "
+            f"{_summary(text)}",
+            status=status,
+            body=_summary(text),
+        ) from None
