@@ -26,6 +26,15 @@ AB = shared_artifact("TEST_ARTIFACT_AB_SIMPLE")
 VIEWS = shared_artifact("TEST_ARTIFACT_VIEWS")
 
 
+OFFERS = pb.GetOffersRequest(
+    request=delivery_pb2.DeliveryRequest(
+        id=delivery_pb2.VisitorId(tnt_id="338e3c1e51f7416a8e1ccba4f81acea0.28_0"),
+        context=delivery_pb2.Context(channel=delivery_pb2.CHANNEL_TYPE_WEB),
+        execute=delivery_pb2.ExecuteRequest(mboxes=[delivery_pb2.MboxRequest(name="mbox-magician", index=1)]),
+    )
+)
+
+
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "client": "acmeclient",
@@ -37,6 +46,7 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
         "polling_interval": 0,
         "heartbeat_interval": 600.0,
         "grace_period": 2.0,
+        "telemetry_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)
@@ -133,6 +143,8 @@ async def test_a_stalled_subscriber_is_cut_off_while_others_and_unary_calls_carr
             assert all(r[0].sequence == bus.last_sequence for r in received)
             status = await stub(channel).GetStatus(pb.GetStatusRequest(), timeout=5)
             assert status.ready
+            offers = await stub(channel).GetOffers(OFFERS, timeout=5)
+            assert offers.envelope.response.execute.mboxes[0].name == "mbox-magician"
         assert bus.subscriber_count == 3, "the stalled subscriber was never cut off"
         # Its stream ended on the server although the client still reads nothing.
         await eventually_async(lambda: _true(bus.stream_count == 3))

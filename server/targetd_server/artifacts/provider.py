@@ -1,9 +1,9 @@
 """The artifact provider: fetch, validate and compile, swap atomically, persist, poll, and tell the bus.
 
-Lifecycle: :meth:`ArtifactProvider.start` applies ``artifact_payload`` or the last-known-good disk copy
-at once (when there is one), then a background task fetches the configured location: at once when no
-artifact came from a payload, then every ``polling_interval`` (with up to 10 % jitter, so that replicas
-spread out). A failed attempt publishes ``artifact_download_failed`` and is retried with exponential
+Lifecycle: :meth:`ArtifactProvider.start` applies ``artifact_payload``, or the last-known-good disk copy
+(HTTP locations), or reads a local file, at once; then a background task fetches the configured location:
+at once when nothing was applied yet (a disk copy is revalidated at once too), then every
+``polling_interval`` (with up to 10 % jitter, so that replicas spread out). A failed attempt publishes ``artifact_download_failed`` and is retried with exponential
 backoff (full jitter): indefinitely while no artifact is applied, else up to :data:`MAX_RETRIES` times for
 retryable failures (5xx, network, timeout) before waiting for the next poll. A fetched artifact is parsed
 and compiled in a worker thread and installed with one assignment of :attr:`ArtifactProvider.snapshot`;
@@ -147,7 +147,12 @@ class ArtifactProvider:
         elif not fetch_now:
             await asyncio.sleep(self._poll_delay())
         while not self._stopped:
-            error = await self.refresh()
+            try:
+                error = await self.refresh()
+            except Exception:  # a bug must not end polling: log it and try again later
+                log.exception("artifact refresh failed unexpectedly")
+                error = ArtifactFetchError("internal", "artifact refresh failed; see the server log")
+                self.last_error = error
             if error is None:
                 failures = 0
                 if self.polling_interval_ms == 0:
@@ -236,6 +241,9 @@ class ArtifactProvider:
             raise ArtifactFetchError("unsupported_version", str(exc)) from None
         except InvalidArtifactError as exc:
             raise ArtifactFetchError("invalid_artifact", str(exc)) from None
+        except Exception as exc:  # an artifact the engine chokes on must never stop the provider
+            log.exception("the engine failed to compile the artifact from %s", location or "artifact_payload")
+            raise ArtifactFetchError("invalid_artifact", f"Invalid artifact: {exc!r}") from None
         return _Compiled(compiled, body, etag, headers)
 
     # ------------------------------------------------------------------------------------ applying
