@@ -9,6 +9,11 @@ default asyncio event loop, so the only difference from targetd is the handler's
 With ``--canned-offers FILE`` (a serialized ``GetOffersResponse``) it also serves ``DecisioningService``
 through the generated servicer, answering every GetOffers with that message: the floor for the real
 request/response messages (protobuf parsing and serialising, the same reply size) with no decisioning.
+
+``--burn-us 50,100`` adds ``/bench.Echo/Burn50`` and ``/bench.Echo/Burn100``: echoes whose handler first
+spends that many µs (calibrated at start) in a pure-Python loop. They show how much handler time a call can
+afford against the goals; the loop's working set is tiny, so real code of the same hot-loop cost costs more
+inside a server (its code and data are evicted by the gRPC runtime between calls).
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +45,31 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes])
     return request
 
 
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def _iterations_per_us() -> float:
+    """Loop iterations of :func:`_spin` per µs on this machine (median of a few timings)."""
+    samples = []
+    for _ in range(7):
+        started = time.perf_counter()
+        _spin(200_000)
+        samples.append(200_000 / ((time.perf_counter() - started) * 1e6))
+    return statistics.median(samples)
+
+
+def _burner(iterations: int) -> Callable[[bytes, Any], Awaitable[bytes]]:
+    async def burn(request: bytes, context: Any) -> bytes:
+        _spin(iterations)
+        return request
+
+    return burn
+
+
 class CannedDecisioning(pb_grpc.DecisioningServiceServicer):
     """GetOffers answers a fixed reply: the cost of the messages without the decisioning."""
 
@@ -49,12 +82,17 @@ class CannedDecisioning(pb_grpc.DecisioningServiceServicer):
         return self.reply
 
 
-async def serve(settings: Settings, canned: pb.GetOffersResponse | None = None) -> None:
+async def serve(
+    settings: Settings, canned: pb.GetOffersResponse | None = None, burn_us: Sequence[int] = ()
+) -> None:
     interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
     server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}),)
-    )
+    methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
+    if burn_us:
+        per_us = _iterations_per_us()
+        for us in burn_us:
+            methods[f"Burn{us}"] = grpc.unary_unary_rpc_method_handler(_burner(round(us * per_us)))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, methods),))
     if canned is not None:
         # The other RPCs keep the generated base class's UNIMPLEMENTED answers.
         servicer = CannedDecisioning(canned)  # type: ignore[abstract]
@@ -79,12 +117,14 @@ async def serve(settings: Settings, canned: pb.GetOffersResponse | None = None) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--canned-offers", help="serialized GetOffersResponse that GetOffers answers")
+    parser.add_argument("--burn-us", default="", help="comma-separated µs: add /bench.Echo/Burn<µs> methods")
     add_arguments(parser)
     args = parser.parse_args()
     canned = None
     if args.canned_offers:
         canned = pb.GetOffersResponse.FromString(Path(args.canned_offers).read_bytes())
-    asyncio.run(serve(load_settings(args, environ={}), canned))
+    burn_us = [int(x) for x in args.burn_us.split(",") if x.strip()]
+    asyncio.run(serve(load_settings(args, environ={}), canned, burn_us))
 
 
 if __name__ == "__main__":

@@ -56,9 +56,11 @@ def _cpu_snapshot(server_pid: int | None) -> dict[str, float]:
     return snapshot
 
 
-def _caller(channel: grpc.aio.Channel, kind: str, payload: bytes) -> Callable[[], Awaitable[Any]]:
+def _caller(
+    channel: grpc.aio.Channel, kind: str, payload: bytes, method: str
+) -> Callable[[], Awaitable[Any]]:
     if kind == "echo":
-        echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(ECHO_METHOD)
+        echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
 
         def call_echo() -> Awaitable[Any]:
             return echo(payload, timeout=10.0)
@@ -100,7 +102,7 @@ def _describe(reply: Any) -> dict[str, Any]:
 async def run(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(args.address) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=10.0)
-        call = _caller(channel, args.kind, payload)
+        call = _caller(channel, args.kind, payload, args.method)
         try:
             first = _describe(await call())
         except grpc.aio.AioRpcError as error:
@@ -175,6 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", required=True)
     parser.add_argument("--kind", choices=KINDS, required=True)
+    parser.add_argument("--method", default=ECHO_METHOD, help="path of the echo-kind method")
     parser.add_argument(
         "--request-file", required=True, help="request bytes (serialized protobuf or payload)"
     )

@@ -61,6 +61,7 @@ SDK_REQUIREMENTS = (
     "setuptools<81",
 )
 ECHO_BYTES = 200
+BURN_US = (50, 100)  # floor rows with this much handler work: the handler-time budget of the goals
 SCALE_FACTORS = (1, 10, 100)
 
 # Goals (issue 7).
@@ -200,9 +201,18 @@ def request_files(tmp: Path, artifact: dict[str, Any]) -> dict[str, Path]:
 
 class Scenario:
     def __init__(
-        self, key: str, label: str, server: ServerProcess, *, kind: str, file: Path, concurrency: int
+        self,
+        key: str,
+        label: str,
+        server: ServerProcess,
+        *,
+        kind: str,
+        file: Path,
+        concurrency: int,
+        method: str = "",
     ):
         self.key = key
+        self.method = method
         self.label = label
         self.server = server
         self.kind = kind
@@ -262,6 +272,27 @@ def handler_seconds(metrics_address: str) -> dict[str, tuple[float, float]]:
 
 
 def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
+    """One load run; a run that other processes disturbed (more than ``--max-bg`` cores of their CPU during
+    the timed window) is kept in the JSON as discarded and run again, up to ``--retries`` times."""
+    attempts = 1 + getattr(args, "retries", 0)
+    for attempt in range(attempts):
+        _run_once(scenario, args)
+        last = scenario.runs[-1] if scenario.runs else {}
+        if (
+            scenario.failed
+            or not last.get("ok")
+            or last.get("other_cores", 0.0) <= getattr(args, "max_bg", 9.9)
+        ):
+            return
+        if attempt == attempts - 1:  # keep the last one, marked
+            last["disturbed"] = f"other processes used {last['other_cores']:.2f} cores"
+            return
+        last["ok"] = False
+        last["discarded"] = f"other processes used {last['other_cores']:.2f} cores (attempt {attempt + 1})"
+        log(f"  discarded: {last['discarded']}")
+
+
+def _run_once(scenario: Scenario, args: argparse.Namespace) -> None:
     if scenario.failed:
         return
     metrics_address = scenario.server.metrics_address
@@ -274,6 +305,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
             scenario.server.address,
             "--kind",
             scenario.kind,
+            *(["--method", scenario.method] if scenario.method else []),
             "--request-file",
             str(scenario.file),
             "--concurrency",
@@ -384,7 +416,8 @@ def _row(section: str, label: str, rate: str = "", **cells: str) -> tuple[str, .
 def build_table(report: dict[str, Any]) -> str:
     rows: list[tuple[str, ...]] = [HEADER]
     grpc_rows = report["grpc"]
-    order: tuple[str, ...] = ("floor c1", "floor c8", "canned c1", "canned c8", "exec c1", "exec c8")
+    order: tuple[str, ...] = ("floor c1", "floor c8", "canned c1", "canned c8")
+    order += (*(f"burn{us} c{c}" for us in BURN_US for c in (1, 8)), "exec c1", "exec c8")
     order += ("prefetch c1", "prefetch c8", "attrs c1", "attrs c8")
     for key in sorted(grpc_rows, key=lambda k: order.index(k) if k in order else len(order)):
         s = grpc_rows[key]
@@ -524,6 +557,13 @@ def main() -> None:
         default="",
         help="also record py-spy profiles of the server during these scenarios (default: 'floor c8,exec c8')",
     )
+    parser.add_argument(
+        "--max-bg",
+        type=float,
+        default=0.3,
+        help="discard a run when other processes used more cores than this",
+    )
+    parser.add_argument("--retries", type=int, default=2, help="re-runs of a discarded run")
     parser.add_argument("--readme", action="store_true", help="write the figures into bench/README.md")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where to write the JSON")
     args = parser.parse_args()
@@ -584,7 +624,8 @@ def main() -> None:
         floor = ServerProcess(
             "floor",
             [sys.executable, str(BENCH / "floor_server.py"), "--listen", "127.0.0.1:0", *common,
-             "--data-dir", str(tmp / "floor-data"), "--canned-offers", str(canned)],
+             "--data-dir", str(tmp / "floor-data"), "--canned-offers", str(canned),
+             "--burn-us", ",".join(str(us) for us in BURN_US)],
             cwd=REPO,
             log=tmp / "floor.log",
         )  # fmt: skip
@@ -614,6 +655,10 @@ def main() -> None:
                 add(f"floor c{c}", f"gRPC floor: echo {ECHO_BYTES} B", floor, "echo", files["echo"], c)
                 add(f"canned c{c}", "floor with GetOffers messages (canned reply)", floor, "get_offers",
                     files[cases.EXECUTE_1], c)  # fmt: skip
+                for us in BURN_US:
+                    add(f"burn{us} c{c}", f"floor + {us} µs of Python in the handler", floor, "echo",
+                        files["echo"], c)  # fmt: skip
+                    scenarios[f"burn{us} c{c}"].method = f"/bench.Echo/Burn{us}"
                 add(
                     f"exec c{c}",
                     "GetOffers on-device: execute 1 mbox",
