@@ -61,8 +61,11 @@ test-node: $(STAMP)
 
 test: lint test-python test-node
 
-## Start targetd on the offline default (the bundled sample artifact, on-device).
+## Start targetd on the offline default (the bundled sample artifact, on-device), with the LOCAL Target
+## stand-in `targetd edge` on 127.0.0.1:8087 answering artifact, geo and Delivery API calls (docs/remote.md).
 run: $(STAMP)
+	@$(BIN)/targetd edge --root deploy/sample --listen 127.0.0.1:8087 --data-dir .targetd-data/edge & \
+	edge=$$!; trap 'kill $$edge 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/targetd serve --config deploy/dev.yaml
 
 ## Benchmarks, not part of `make test`: targetd against the gRPC floor and Adobe's SDK (bench/README.md).

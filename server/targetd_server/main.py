@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from targetd_server import __version__
 from targetd_server.config import add_arguments, load_settings
+from targetd_server.edge import cli as edge_cli
 from targetd_server.errors import ConfigError
 from targetd_server.logs import configure_logging
 from targetd_server.service.server import serve
@@ -27,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     probe = commands.add_parser("probe", help="exit 0 when the service at --address reports SERVING")
     probe.add_argument("--address", default="127.0.0.1:50051", help="host:port of a running targetd")
     probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    edge = commands.add_parser(
+        "edge", help="run a LOCAL STAND-IN for Adobe Target (development and tests only; docs/remote.md)"
+    )
+    edge_cli.add_arguments(edge)
     return parser
 
 
@@ -62,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "probe":
         return probe(args.address, args.timeout)
+    if args.command == "edge":
+        configure_logging("info", "text")
+        return edge_cli.run(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
