@@ -143,7 +143,7 @@ def test_restart_with_the_network_gone_serves_from_disk(tmp_path: Path) -> None:
     try:
         with TargetdProcess(on_device(cdn, tmp_path)) as proc, grpc.insecure_channel(proc.address) as ch:
             eventually(lambda: health(ch) == health_pb2.HealthCheckResponse.SERVING)
-            eventually(lambda: (tmp_path / "artifacts" / "current.json").exists())  # persisted after applying
+            eventually((tmp_path / "artifacts" / "current.json").exists)  # persisted after applying
     finally:
         cdn.stop()  # the network is gone: connections to the CDN are refused from now on
 

@@ -3,9 +3,10 @@
 Lifecycle: :meth:`ArtifactProvider.start` applies ``artifact_payload``, or the last-known-good disk copy
 (HTTP locations), or reads a local file, at once; then a background task fetches the configured location:
 at once when nothing was applied yet (a disk copy is revalidated at once too), then every
-``polling_interval`` (with up to 10 % jitter, so that replicas spread out). A failed attempt publishes ``artifact_download_failed`` and is retried with exponential
-backoff (full jitter): indefinitely while no artifact is applied, else up to :data:`MAX_RETRIES` times for
-retryable failures (5xx, network, timeout) before waiting for the next poll. A fetched artifact is parsed
+``polling_interval`` (with up to 10 % jitter, so that replicas spread out). A failed attempt publishes
+``artifact_download_failed`` and is retried with exponential backoff (full jitter): indefinitely while no
+artifact is applied, else up to :data:`MAX_RETRIES` times for retryable failures (5xx, network, timeout)
+before waiting for the next poll. A fetched artifact is parsed
 and compiled in a worker thread and installed with one assignment of :attr:`ArtifactProvider.snapshot`;
 anything that fails on the way leaves the current snapshot in place.
 
@@ -181,7 +182,8 @@ class ArtifactProvider:
 
     async def refresh(self) -> ArtifactFetchError | None:
         """Fetch once now and apply what is new. Returns the error of a failed attempt (already published
-        as ``artifact_download_failed``), else None."""
+        as ``artifact_download_failed``), else None. Call on the loop, one call at a time, after
+        :meth:`start` (else RuntimeError)."""
         source = self._source
         if source is None:
             raise RuntimeError("refresh() before start()")
