@@ -16,6 +16,7 @@ from targetd_server.artifacts.sources import NOT_AUTHORIZED
 from targetd_server.config import Settings
 from targetd_server.events import EventBus, Subscription
 from tests.artifacts.cdn import FakeCdn, fake_cdn, shared_artifact
+from tests.conftest import CONFORMANCE
 from tests.support import eventually_async
 
 AB = shared_artifact("TEST_ARTIFACT_AB_SIMPLE")
@@ -401,3 +402,23 @@ def _source(provider: ArtifactProvider) -> Any:
 
 async def _value(value: Any) -> Any:
     return value
+
+
+async def test_the_full_size_sample_artifact_downloads_and_compiles(tmp_path: Path) -> None:
+    big = (CONFORMANCE / "artifact.json").read_bytes()
+    raw = json.loads(big)
+    with fake_cdn(big, '"big-1"') as cdn:
+        provider, sub = await provider_for(tmp_path, cdn.url())
+        provider._source = _source(provider)
+        assert await provider.refresh() is None
+    snapshot = provider.snapshot
+    assert snapshot is not None and snapshot.raw == big
+    info = snapshot.info
+    assert (info.size_bytes, info.version) == (len(big), raw["version"])
+    assert info.mbox_count == len(raw["rules"].get("mboxes", {}))
+    assert info.view_count == len(raw["rules"].get("views", {}))
+    assert info.rule_count == snapshot.compiled.rule_count > 0
+    assert info.client_code == raw["meta"]["clientCode"]
+    assert info.generated_at == str(raw["meta"].get("generatedAt", ""))
+    (event,) = await take(sub, 1)
+    assert event.artifact == info
