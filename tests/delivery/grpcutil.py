@@ -20,10 +20,11 @@ def request(data: dict[str, Any]) -> delivery_pb2.DeliveryRequest:
 class Client:
     """A channel + stub to a targetd process, waiting for readiness."""
 
-    def __init__(self, proc: TargetdProcess) -> None:
+    def __init__(self, proc: TargetdProcess, *, wait_ready: bool = True) -> None:
         self.channel = grpc.insecure_channel(proc.address)
         self.stub = pb_grpc.DecisioningServiceStub(self.channel)
-        eventually(lambda: self.stub.GetStatus(pb.GetStatusRequest(), timeout=2).ready)
+        if wait_ready:
+            eventually(lambda: self.stub.GetStatus(pb.GetStatusRequest(), timeout=2).ready)
 
     def __enter__(self) -> Client:
         return self

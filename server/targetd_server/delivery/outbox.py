@@ -52,7 +52,7 @@ log = logging.getLogger("targetd.outbox")
 
 __all__ = ["Outbox", "OutboxStats", "Sender"]
 
-Sender = Callable[[delivery_pb2.DeliveryRequest, str, "str | None", float], None]
+Sender = Callable[[delivery_pb2.DeliveryRequest, str, "str | None", float], object]
 """``send(request, session_id, cluster, timeout_s)``: POST it; raises on failure (blocking)."""
 
 BACKOFF_BASE: Final = 0.1

@@ -1,0 +1,105 @@
+"""The outbox in-process: a real SQLite file, the real Delivery API client and the edge stand-in as a real
+HTTP server on loopback (no mocks): batching, telemetry merge, dead rows, bound, re-open."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from targetd.v1 import delivery_pb2
+from targetd_server.config import Settings
+from targetd_server.delivery import DeliveryApi, Outbox
+from targetd_server.edge import EdgeServer, Fault
+from tests.delivery.support import CLIENT, ORG, SAMPLE, edge_in_process
+from tests.support import eventually
+
+
+def _api(edge: EdgeServer) -> DeliveryApi:
+    return DeliveryApi(
+        Settings(client=CLIENT, organization_id=ORG, server_domain=f"127.0.0.1:{edge.port}", secure=False)
+    )
+
+
+def _outbox(path: Path, api: DeliveryApi, **options: Any) -> Outbox:
+    return Outbox(
+        path,
+        lambda request, session, cluster, timeout: api.post(
+            request, session_id=session, cluster=cluster, timeout=timeout
+        ),
+        max_backoff=0.2,
+        **options,
+    )
+
+
+def _notification(i: int) -> delivery_pb2.DeliveryRequest:
+    request = delivery_pb2.DeliveryRequest(request_id=f"r-{i}")
+    request.id.tnt_id = f"visitor-{i}"
+    note = request.notifications.add(id=f"n-{i}", type=delivery_pb2.METRIC_TYPE_DISPLAY, timestamp=1000 + i)
+    note.mbox.name = "home"
+    return request
+
+
+def _telemetry(i: int) -> delivery_pb2.DeliveryRequest:
+    request = delivery_pb2.DeliveryRequest(request_id=f"t-{i}")
+    request.telemetry.entries.add(request_id=f"t-{i}", timestamp=1000 + i, execution=1.0)
+    return request
+
+
+def test_rows_are_sent_and_deleted_telemetry_merged(tmp_path: Path) -> None:
+    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
+        api = _api(edge)
+        outbox = _outbox(tmp_path / "outbox.sqlite3", api)
+        for i in range(3):
+            assert outbox.enqueue(_notification(i), session_id="s", cluster=None)
+        for i in range(5):
+            assert outbox.enqueue(_telemetry(i), session_id=None, cluster=None)
+        outbox.start()
+        eventually(lambda: outbox.stats.pending == 0)
+        outbox.close(1.0)
+        api.close()
+        assert [n["notification"]["id"] for n in edge.store.notifications()] == ["n-0", "n-1", "n-2"]
+        telemetry = edge.store.telemetry()
+        assert sorted(t["entry"]["requestId"] for t in telemetry) == [f"t-{i}" for i in range(5)]
+        assert len({t["requestId"] for t in telemetry}) == 1  # five rows, one merged request
+        assert outbox.stats.sent == 8
+
+
+def test_rejected_rows_are_kept_dead_and_retryable_ones_retried(tmp_path: Path) -> None:
+    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
+        api = _api(edge)
+        path = tmp_path / "outbox.sqlite3"
+        edge.fault = Fault(status=400, count=1)  # one permanent rejection
+        outbox = _outbox(path, api)
+        outbox.enqueue(_notification(0), session_id="s", cluster=None)
+        outbox.start()
+        eventually(lambda: outbox.stats.dead == 1)
+        edge.fault = Fault(status=502, count=3)  # then a transient failure, retried with backoff
+        outbox.enqueue(_notification(1), session_id="s", cluster=None)
+        eventually(lambda: outbox.stats.sent == 1)
+        assert outbox.stats.failed_rounds >= 3
+        outbox.close(1.0)
+        api.close()
+        assert [n["notification"]["id"] for n in edge.store.notifications()] == ["n-1"]
+        with sqlite3.connect(path) as conn:
+            dead = conn.execute("SELECT dead, last_error FROM outbox").fetchall()
+        assert len(dead) == 1 and dead[0][0] == 1 and "400" in dead[0][1]
+
+
+def test_bound_and_reopen(tmp_path: Path) -> None:
+    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
+        api = _api(edge)
+        path = tmp_path / "outbox.sqlite3"
+        outbox = _outbox(path, api, max_rows=2)
+        assert outbox.enqueue(_notification(0), session_id="s", cluster=None)
+        assert outbox.enqueue(_notification(1), session_id="s", cluster=None)
+        assert not outbox.enqueue(_notification(2), session_id="s", cluster=None)  # full: refused
+        assert outbox.stats.dropped == 1
+        outbox.close(0)  # never started: everything stays on disk
+        reopened = _outbox(path, api)
+        assert reopened.stats.pending == 2
+        reopened.start()
+        eventually(lambda: reopened.stats.pending == 0)
+        reopened.close(1.0)
+        api.close()
+        assert [n["notification"]["id"] for n in edge.store.notifications()] == ["n-0", "n-1"]
