@@ -6,7 +6,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 import grpc
 
@@ -14,6 +14,7 @@ from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
 from targetd_client import _convert, _options
 from targetd_client._attributes import Attributes
+from targetd_client._call_types import AsyncCallOptionsDict, CallOptionsDict, ErrCallbackOptionsDict
 from targetd_client._channel import call_metadata, sync_channel
 from targetd_client._errors import (
     InvalidOptionsError,
@@ -84,9 +85,15 @@ class TargetClient:
 
     # ------------------------------------------------------------------------------------ calls
 
-    def get_offers(
-        self, options: Mapping[str, Any]
-    ) -> _convert.TargetDeliveryResponse | concurrent.futures.Future[Any]:
+    @overload
+    def get_offers(  # type: ignore[overload-overlap]  # a dict with callback is also a CallOptionsDict
+        self, options: AsyncCallOptionsDict | ErrCallbackOptionsDict
+    ) -> concurrent.futures.Future[_convert.TargetDeliveryResponse]: ...
+    @overload
+    def get_offers(self, options: CallOptionsDict) -> _convert.TargetDeliveryResponse: ...
+    @overload
+    def get_offers(self, options: Mapping[str, Any]) -> Any: ...
+    def get_offers(self, options: Any) -> Any:
         """The SDK's ``get_offers``: returns the ``TargetDeliveryResponse`` dict (``response["response"]`` is
         the ``DeliveryResponse``). With ``callback`` / ``err_callback`` it returns a future at once and calls
         them with the result / the error. Raises :class:`InvalidOptionsError` for bad options and a
@@ -94,18 +101,32 @@ class TargetClient:
         request, call = _options.get_offers_call(options, self._settings)
         return self._invoke(self._stub.GetOffers, request, call, _convert.get_offers_result)
 
+    @overload
+    def get_attributes(  # type: ignore[overload-overlap]
+        self, mbox_names: Sequence[str], options: AsyncCallOptionsDict | ErrCallbackOptionsDict
+    ) -> concurrent.futures.Future[Attributes]: ...
+    @overload
     def get_attributes(
-        self, mbox_names: Sequence[str], options: Mapping[str, Any] | None = None
-    ) -> Attributes | concurrent.futures.Future[Any]:
+        self, mbox_names: Sequence[str], options: CallOptionsDict | None = None
+    ) -> Attributes: ...
+    @overload
+    def get_attributes(self, mbox_names: Sequence[str], options: Mapping[str, Any] | None = None) -> Any: ...
+    def get_attributes(self, mbox_names: Sequence[str], options: Any = None) -> Any:
         """The SDK's ``get_attributes``: returns an :class:`Attributes` (``get_value``, ``as_object``,
         ``get_response``); the mboxes are added to ``request.execute`` unless already requested. Async with
         ``callback`` as :meth:`get_offers`; raises as :meth:`get_offers`. Any thread."""
         request, call = _options.get_attributes_call(mbox_names, options, self._settings)
         return self._invoke(self._stub.GetAttributes, request, call, _convert.get_attributes_result)
 
-    def send_notifications(
-        self, options: Mapping[str, Any]
-    ) -> _convert.TargetDeliveryResponse | concurrent.futures.Future[Any]:
+    @overload
+    def send_notifications(  # type: ignore[overload-overlap]  # a dict with callback is also a CallOptionsDict
+        self, options: AsyncCallOptionsDict | ErrCallbackOptionsDict
+    ) -> concurrent.futures.Future[_convert.TargetDeliveryResponse]: ...
+    @overload
+    def send_notifications(self, options: CallOptionsDict) -> _convert.TargetDeliveryResponse: ...
+    @overload
+    def send_notifications(self, options: Mapping[str, Any]) -> Any: ...
+    def send_notifications(self, options: Any) -> Any:
         """The SDK's ``send_notifications`` (always server-side): ``request.notifications`` is required.
         Returns the envelope of the Delivery API call; async with ``callback``; raises as :meth:`get_offers`.
         Any thread."""

@@ -2,13 +2,14 @@
 
 The message classes are the generated ``targetd.v1`` protobuf classes themselves (protobuf classes cannot be
 subclassed), so keyword construction works as in the SDK: ``MboxRequest(name="home", index=1)``. Enum fields
-take the members of the enums below, e.g. ``Notification(type=MetricType.DISPLAY)``: each member is the proto
-enum number (an ``int``), named as the SDK names it.
+take the constants of the enum classes below, e.g. ``Notification(type=MetricType.DISPLAY)``: each constant is
+the proto enum number (an ``int``, typed as the proto enum), named as the SDK names it.
 """
 
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 from targetd.v1 import delivery_pb2 as _d
 
@@ -127,74 +128,74 @@ VisitorId = _d.VisitorId
 Window = _d.Window
 
 # ------------------------------------------------------------------------------------------ enums
-# Members are the proto numbers of ``targetd.v1`` (a test checks them against the descriptors).
+# Constants are the proto numbers of ``targetd.v1`` (a test checks them against the descriptors).
 
 
-class ChannelType(enum.IntEnum):
+class ChannelType:
     """``context.channel``."""
 
-    MOBILE = _d.CHANNEL_TYPE_MOBILE
-    WEB = _d.CHANNEL_TYPE_WEB
+    MOBILE: Final = _d.CHANNEL_TYPE_MOBILE
+    WEB: Final = _d.CHANNEL_TYPE_WEB
 
 
-class DeviceType(enum.IntEnum):
+class DeviceType:
     """``context.mobilePlatform.deviceType``."""
 
-    PHONE = _d.DEVICE_TYPE_PHONE
-    TABLET = _d.DEVICE_TYPE_TABLET
+    PHONE: Final = _d.DEVICE_TYPE_PHONE
+    TABLET: Final = _d.DEVICE_TYPE_TABLET
 
 
-class MobilePlatformType(enum.IntEnum):
+class MobilePlatformType:
     """``context.mobilePlatform.platformType``."""
 
-    ANDROID = _d.MOBILE_PLATFORM_TYPE_ANDROID
-    IOS = _d.MOBILE_PLATFORM_TYPE_IOS
+    ANDROID: Final = _d.MOBILE_PLATFORM_TYPE_ANDROID
+    IOS: Final = _d.MOBILE_PLATFORM_TYPE_IOS
 
 
-class ScreenOrientationType(enum.IntEnum):
+class ScreenOrientationType:
     """``context.screen.orientation``."""
 
-    PORTRAIT = _d.SCREEN_ORIENTATION_TYPE_PORTRAIT
-    LANDSCAPE = _d.SCREEN_ORIENTATION_TYPE_LANDSCAPE
+    PORTRAIT: Final = _d.SCREEN_ORIENTATION_TYPE_PORTRAIT
+    LANDSCAPE: Final = _d.SCREEN_ORIENTATION_TYPE_LANDSCAPE
 
 
-class AuthenticatedState(enum.IntEnum):
+class AuthenticatedState:
     """``CustomerId.authenticatedState``."""
 
-    UNKNOWN = _d.AUTHENTICATED_STATE_UNKNOWN
-    AUTHENTICATED = _d.AUTHENTICATED_STATE_AUTHENTICATED
-    LOGGED_OUT = _d.AUTHENTICATED_STATE_LOGGED_OUT
+    UNKNOWN: Final = _d.AUTHENTICATED_STATE_UNKNOWN
+    AUTHENTICATED: Final = _d.AUTHENTICATED_STATE_AUTHENTICATED
+    LOGGED_OUT: Final = _d.AUTHENTICATED_STATE_LOGGED_OUT
 
 
-class LoggingType(enum.IntEnum):
+class LoggingType:
     """``experienceCloud.analytics.logging``."""
 
-    SERVER_SIDE = _d.LOGGING_TYPE_SERVER_SIDE
-    CLIENT_SIDE = _d.LOGGING_TYPE_CLIENT_SIDE
+    SERVER_SIDE: Final = _d.LOGGING_TYPE_SERVER_SIDE
+    CLIENT_SIDE: Final = _d.LOGGING_TYPE_CLIENT_SIDE
 
 
-class MetricType(enum.IntEnum):
+class MetricType:
     """``Notification.type`` and ``Metric.type``."""
 
-    CLICK = _d.METRIC_TYPE_CLICK
-    DISPLAY = _d.METRIC_TYPE_DISPLAY
+    CLICK: Final = _d.METRIC_TYPE_CLICK
+    DISPLAY: Final = _d.METRIC_TYPE_DISPLAY
 
 
-class OptionType(enum.IntEnum):
+class OptionType:
     """``Option.type``."""
 
-    HTML = _d.OPTION_TYPE_HTML
-    JSON = _d.OPTION_TYPE_JSON
-    REDIRECT = _d.OPTION_TYPE_REDIRECT
-    DYNAMIC = _d.OPTION_TYPE_DYNAMIC
-    ACTIONS = _d.OPTION_TYPE_ACTIONS
+    HTML: Final = _d.OPTION_TYPE_HTML
+    JSON: Final = _d.OPTION_TYPE_JSON
+    REDIRECT: Final = _d.OPTION_TYPE_REDIRECT
+    DYNAMIC: Final = _d.OPTION_TYPE_DYNAMIC
+    ACTIONS: Final = _d.OPTION_TYPE_ACTIONS
 
 
-class ExecutionMode(enum.IntEnum):
+class ExecutionMode:
     """``TelemetryEntry.mode``."""
 
-    EDGE = _d.EXECUTION_MODE_EDGE
-    LOCAL = _d.EXECUTION_MODE_LOCAL
+    EDGE: Final = _d.EXECUTION_MODE_EDGE
+    LOCAL: Final = _d.EXECUTION_MODE_LOCAL
 
 
 class DecisioningMethod(enum.StrEnum):
