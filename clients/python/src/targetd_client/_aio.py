@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -96,7 +96,7 @@ class AsyncTargetClient:
 
     async def subscribe_events(
         self, types: Sequence[str] | None = None, *, include_artifact_payload: bool = False
-    ) -> AsyncIterator[TargetEvent]:
+    ) -> AsyncGenerator[TargetEvent, None]:
         """:meth:`TargetClient.subscribe_events` as an async iterator (``aclose()`` or break to cancel)."""
         stream = self._stub.SubscribeEvents(
             subscribe_request(types, include_artifact_payload), metadata=self._metadata
@@ -174,4 +174,4 @@ async def _maybe_await(result: Any, name: str = "callback") -> None:
             log.exception("%s callback raised", name)
 
 
-__all__ = ["AsyncTargetClient", "Awaitable"]
+__all__ = ["AsyncTargetClient"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Final, TypeVar, overload
 
 import grpc
@@ -146,7 +146,7 @@ class TargetClient:
 
     def subscribe_events(
         self, types: Sequence[str] | None = None, *, include_artifact_payload: bool = False
-    ) -> Iterator[TargetEvent]:
+    ) -> Generator[TargetEvent, None, None]:
         """The raw SubscribeEvents stream as :class:`TargetEvent` objects, starting with ``state`` and the
         server's replayed events; ``types`` filters by event name (state, heartbeat and shutdown always come).
         No reconnect (that is what the ``events`` option does). Ends after ``shutdown``; close the iterator
