@@ -66,6 +66,7 @@ test: lint test-python test-node
 run: $(STAMP)
 	@$(BIN)/targetd edge --root deploy/sample --listen 127.0.0.1:8087 --data-dir .targetd-data/edge & \
 	edge=$$!; trap 'kill $$edge 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 50); do $(BIN)/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8087/_edge/health', timeout=1)" 2>/dev/null && break; sleep 0.1; done; \
 	$(BIN)/targetd serve --config deploy/dev.yaml
 
 ## Benchmarks, not part of `make test`: targetd against the gRPC floor and Adobe's SDK (bench/README.md).

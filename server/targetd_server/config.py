@@ -84,7 +84,9 @@ class Settings:
         "or the local edge stand-in.",
     )
     delivery_pool_size: int = _opt(16, "Pooled HTTP connections (and concurrent calls) to Target.", kind=int)
-    geo_timeout: int = _opt(1000, "IP geo lookup timeout, ms (a failed lookup decides without geo).", kind=int)
+    geo_timeout: int = _opt(
+        1000, "IP geo lookup timeout, ms (a failed lookup decides without geo).", kind=int
+    )
     geo_cache_size: int = _opt(10000, "IP geo lookups cached (least recently used evicted).", kind=int)
     outbox_max_rows: int = _opt(
         100000, "Notification outbox capacity, rows; when full new rows are refused and counted.", kind=int
@@ -130,6 +132,15 @@ class Settings:
             raise ConfigError("max_message_bytes must be at least 65536")
         if self.subscriber_queue_size < 1:
             raise ConfigError("subscriber_queue_size must be at least 1")
+        for name in (
+            "delivery_pool_size",
+            "geo_timeout",
+            "outbox_max_rows",
+            "outbox_batch_size",
+            "outbox_concurrency",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
 
     @property
     def data_path(self) -> Path:
