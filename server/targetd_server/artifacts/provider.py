@@ -55,6 +55,7 @@ MAX_RETRIES: Final = 10  # retries of one poll for retryable failures (Node: 10)
 BACKOFF_BASE: Final = 0.1  # seconds; doubles per attempt
 BACKOFF_CAP: Final = 30.0  # seconds; also capped by the polling interval
 JITTER: Final = 0.1  # polls run up to 10 % after the interval
+SAVE_TIMEOUT: Final = 10.0  # seconds stop() waits for a cache write in progress
 
 
 def effective_polling_interval(settings: Settings) -> int:
@@ -101,6 +102,7 @@ class ArtifactProvider:
         self._task: asyncio.Task[None] | None = None
         self._downloads = 0
         self._stopped = False
+        self._saving: asyncio.Future[bool] | None = None
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -130,13 +132,16 @@ class ArtifactProvider:
             )
 
     async def stop(self) -> None:
-        """Stop polling and release the HTTP session; safe to call more than once."""
+        """Stop polling, let a cache write in progress finish (bounded), release the HTTP session; safe to
+        call more than once."""
         self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._saving is not None and not self._saving.done():
+            await asyncio.wait([self._saving], timeout=SAVE_TIMEOUT)
         if self._source is not None:
             self._source.close()
 
@@ -207,13 +212,17 @@ class ArtifactProvider:
             self._bus.publish_geo_location_updated(geo)
         self._notify(snapshot)
         if source_kind == pb.ARTIFACT_SOURCE_REMOTE:
-            await asyncio.to_thread(
-                self.cache.save,
-                snapshot.raw,
-                location=self.location,
-                etag=snapshot.etag,
-                fetched_at_ns=self.last_fetch_ns,
+            # Shielded, and awaited by stop(): a stop during the write must not abandon it half-way.
+            self._saving = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self.cache.save,
+                    snapshot.raw,
+                    location=self.location,
+                    etag=snapshot.etag,
+                    fetched_at_ns=self.last_fetch_ns,
+                )
             )
+            await asyncio.shield(self._saving)
         return None
 
     def _download(self, source: Source, etag: str | None) -> _Compiled | None:
