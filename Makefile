@@ -28,7 +28,7 @@ protos: $(STAMP)
 ## Fail when the committed stubs differ from what the protos generate.
 check-protos: $(STAMP)
 	@tmp=$$(mktemp -d); VENV_BIN=$(abspath $(BIN)) protos/generate.sh $$tmp >/dev/null; \
-	if diff -r -q -x __pycache__ $$tmp/targetd clients/python/src/targetd; then echo "generated stubs are fresh"; rm -rf $$tmp; \
+	if diff -r -q -x __pycache__ $$tmp/targetd/v1 clients/python/src/targetd/v1; then echo "generated stubs are fresh"; rm -rf $$tmp; \
 	else rm -rf $$tmp; echo "generated stubs are stale: run 'make protos' and commit the result" >&2; exit 1; fi
 
 ## Refresh the configuration table in README.md from the Settings definition.
