@@ -83,7 +83,7 @@ class Settings:
         "Delivery API host once an edge cluster is known ({cluster} is replaced); change only for a proxy "
         "or the local edge stand-in.",
     )
-    delivery_pool_size: int = _opt(16, "Pooled HTTP connections (and concurrent calls) to Target.", kind=int)
+    delivery_pool_size: int = _opt(32, "Pooled HTTP connections (and concurrent calls) to Target.", kind=int)
     geo_timeout: int = _opt(
         1000, "IP geo lookup timeout, ms (a failed lookup decides without geo).", kind=int
     )
@@ -92,7 +92,7 @@ class Settings:
         100000, "Notification outbox capacity, rows; when full new rows are refused and counted.", kind=int
     )
     outbox_batch_size: int = _opt(100, "Outbox rows taken per send round.", kind=int)
-    outbox_concurrency: int = _opt(8, "Concurrent Delivery API calls of the outbox sender.", kind=int)
+    outbox_concurrency: int = _opt(16, "Concurrent Delivery API calls of the outbox sender.", kind=int)
     outbox_max_backoff: float = _opt(60.0, "Longest wait between outbox retries, seconds.", kind=float)
     outbox_flush_timeout: float = _opt(5.0, "Time the outbox gets to send on shutdown, seconds.", kind=float)
     polling_interval_minimum: int = _opt(

@@ -125,7 +125,7 @@ class Outbox:
         *,
         max_rows: int = 100000,
         batch_size: int = 100,
-        concurrency: int = 8,
+        concurrency: int = 16,
         max_backoff: float = 60.0,
         send_timeout: float = 3.0,
     ) -> None:

@@ -1,0 +1,137 @@
+"""Remote-side figures, one run, each beside its baseline (``.venv/bin/python bench/remote.py``):
+
+* Delivery API call through :class:`DeliveryApi` (proto → JSON → pooled requests → JSON → proto) vs. a bare
+  pooled ``requests`` POST of the same JSON body, both against the local edge stand-in on loopback;
+* outbox ``enqueue`` (one INSERT + commit, WAL, real file) vs. a bare SQLite INSERT + commit;
+* outbox drain rate to the edge stand-in (rows/s with the default concurrency).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from targetd.v1 import delivery_pb2  # noqa: E402
+from targetd_client.json_format import message_to_dict, parse_dict  # noqa: E402
+from targetd_server.config import Settings  # noqa: E402
+from targetd_server.delivery import DeliveryApi, Outbox  # noqa: E402
+
+SAMPLE = REPO / "deploy" / "sample"
+REQUEST = {
+    "requestId": "bench",
+    "id": {"tntId": "0123456789abcdef.28_0"},
+    "context": {"channel": "web", "address": {"url": "https://www.acme.example/"}},
+    "execute": {"mboxes": [{"name": "home", "index": 1}, {"name": "product1", "index": 2}]},
+}
+
+
+def _us(samples: list[float]) -> str:
+    samples.sort()
+    return f"p50 {statistics.median(samples) * 1e6:8.0f} µs  p95 {samples[int(len(samples) * 0.95)] * 1e6:8.0f} µs"
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp())
+    # The edge stand-in in its own process, as in the tests (an in-process one would share our GIL).
+    edge_proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "targetd_server.main",
+            "edge",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            str(SAMPLE),
+            "--data-dir",
+            str(tmp / "edge"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    )
+    assert edge_proc.stdout is not None
+    port = int(edge_proc.stdout.readline().rsplit(":", 1)[1])
+    settings = Settings(
+        client="acmeclient",
+        organization_id="o@AdobeOrg",
+        server_domain=f"127.0.0.1:{port}",
+        secure=False,
+    )
+    api = DeliveryApi(settings)
+    request = parse_dict(REQUEST, delivery_pb2.DeliveryRequest())
+    body = json.dumps(message_to_dict(request)).encode()
+    session = requests.Session()
+    url = f"http://127.0.0.1:{port}/rest/v1/delivery"
+    n = 300
+    for _ in range(30):
+        api.post(request, session_id="s", cluster=None)
+        session.post(url, params={"imsOrgId": "o", "sessionId": "s"}, data=body).json()
+    bare, ours = [], []
+    for _ in range(n):
+        t = time.perf_counter()
+        session.post(url, params={"imsOrgId": "o", "sessionId": "s"}, data=body).json()
+        bare.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        api.post(request, session_id="s", cluster=None)
+        ours.append(time.perf_counter() - t)
+    print(f"delivery call, bare requests POST + json   : {_us(bare)}   (n={n}, edge stand-in process)")
+    print(f"delivery call, DeliveryApi.post (proto<->JSON): {_us(ours)}")
+
+    conn = sqlite3.connect(tmp / "bare.sqlite3", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+    note = delivery_pb2.DeliveryRequest()
+    note.CopyFrom(request)
+    note.ClearField("execute")
+    note.notifications.add(
+        id="n", type=delivery_pb2.METRIC_TYPE_DISPLAY, timestamp=1, tokens=["t" * 88]
+    ).mbox.name = "home"
+    payload = note.SerializeToString()
+    m = 5000
+    bare_insert = []
+    for _ in range(m):
+        t = time.perf_counter()
+        conn.execute("INSERT INTO t (payload) VALUES (?)", (payload,))
+        bare_insert.append(time.perf_counter() - t)
+    outbox = Outbox(
+        tmp / "outbox.sqlite3", lambda r, s, c, to: api.post(r, session_id=s, cluster=c, timeout=to)
+    )
+    enq = []
+    for _ in range(m):
+        t = time.perf_counter()
+        outbox.enqueue(note, session_id="s", cluster=None)
+        enq.append(time.perf_counter() - t)
+    print(
+        f"sqlite INSERT + commit (WAL, NORMAL), bare    : {_us(bare_insert)}   (n={m}, {len(payload)} B rows)"
+    )
+    print(f"outbox.enqueue                                : {_us(enq)}")
+    t = time.perf_counter()
+    outbox.start()
+    while outbox.stats.pending:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - t
+    print(
+        f"outbox drain to the edge stand-in             : {m / elapsed:8.0f} rows/s ({m} rows, concurrency 16)"
+    )
+    outbox.close(1)
+    api.close()
+    edge_proc.terminate()
+    edge_proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
