@@ -271,22 +271,25 @@ def handler_seconds(metrics_address: str) -> dict[str, tuple[float, float]]:
     return {method: (v[0], v[1]) for method, v in found.items()}
 
 
+_RETRY_SPENT = [0.0]  # seconds of load runs discarded so far (bounded by --retry-budget)
+
+
 def run_scenario(scenario: Scenario, args: argparse.Namespace) -> None:
     """One load run; a run that other processes disturbed (more than ``--max-bg`` cores of their CPU during
-    the timed window) is kept in the JSON as discarded and run again, up to ``--retries`` times."""
+    the timed window) is kept in the JSON as discarded and run again, up to ``--retries`` times and within
+    ``--retry-budget`` seconds for the whole bench; a disturbed run that is kept is marked so."""
     attempts = 1 + getattr(args, "retries", 0)
     for attempt in range(attempts):
+        started = time.monotonic()
         _run_once(scenario, args)
         last = scenario.runs[-1] if scenario.runs else {}
-        if (
-            scenario.failed
-            or not last.get("ok")
-            or last.get("other_cores", 0.0) <= getattr(args, "max_bg", 9.9)
-        ):
+        disturbed = last.get("other_cores", 0.0) > getattr(args, "max_bg", 9.9)
+        if scenario.failed or not last.get("ok") or not disturbed:
             return
-        if attempt == attempts - 1:  # keep the last one, marked
+        if attempt == attempts - 1 or _RETRY_SPENT[0] >= getattr(args, "retry_budget", 0.0):
             last["disturbed"] = f"other processes used {last['other_cores']:.2f} cores"
             return
+        _RETRY_SPENT[0] += time.monotonic() - started
         last["ok"] = False
         last["discarded"] = f"other processes used {last['other_cores']:.2f} cores (attempt {attempt + 1})"
         log(f"  discarded: {last['discarded']}")
@@ -353,7 +356,7 @@ def profile(scenarios: dict[str, Scenario], args: argparse.Namespace) -> dict[st
             out[key] = {"error": "py-spy not installed (it is in the dev dependencies: make install)"}
             continue
         probe = Scenario(key, scenario.label, scenario.server, kind=scenario.kind, file=scenario.file,
-                         concurrency=scenario.concurrency)  # fmt: skip
+                         concurrency=scenario.concurrency, method=scenario.method)  # fmt: skip
         run_scenario(probe, argparse.Namespace(warmup=0.0, duration=args.duration + 1.0))
         _, err = recorder.communicate(timeout=args.duration + 30)
         if recorder.returncode != 0 or not path.exists():
@@ -564,6 +567,9 @@ def main() -> None:
         help="discard a run when other processes used more cores than this",
     )
     parser.add_argument("--retries", type=int, default=2, help="re-runs of a discarded run")
+    parser.add_argument(
+        "--retry-budget", type=float, default=150.0, help="seconds of re-runs at most, in the whole bench"
+    )
     parser.add_argument("--readme", action="store_true", help="write the figures into bench/README.md")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where to write the JSON")
     args = parser.parse_args()
