@@ -28,6 +28,12 @@ RPC_SECONDS: Final = Histogram(
     registry=REGISTRY,
 )
 READY: Final = Gauge("targetd_ready", "1 when decisions can be served.", registry=REGISTRY)
+SUBSCRIBERS: Final = Gauge("targetd_event_subscribers", "Open SubscribeEvents streams.", registry=REGISTRY)
+ARTIFACT_AGE: Final = Gauge(
+    "targetd_artifact_age_seconds",
+    "Seconds since the applied artifact was fetched (NaN before the first one).",
+    registry=REGISTRY,
+)
 DECISIONS: Final = Counter(
     "targetd_decisions",
     "GetOffers/GetAttributes calls by the method actually used.",

@@ -106,15 +106,20 @@ class TargetClient:
         )
         return self._ready, snapshot.info if snapshot is not None else None, location
 
-    async def stop(self) -> None:
-        """Stop background work (artifact polling) and publish SHUTDOWN to event subscribers, giving their
-        streams up to ``grace_period`` (at most 5 s) to deliver it; safe to call more than once."""
+    async def begin_shutdown(self) -> None:
+        """First step of a graceful stop: not ready any more, and SHUTDOWN published to event subscribers,
+        whose streams get up to ``grace_period`` (at most 5 s) to deliver it. Calls still work."""
         self._set_ready(False)
         self.events.clear_ready()
-        await self.artifacts.stop()
-        await self.remote.close()  # flushes the outbox (what is not accepted stays on disk)
         if self.events.close() is not None:
             await self.events.wait_drained(min(self.settings.grace_period, 5.0))
+
+    async def stop(self) -> None:
+        """Stop background work once no call is in flight: artifact polling, then the remote side (the
+        outbox flushes what Target accepts; the rest stays on disk). Safe to call more than once."""
+        await self.begin_shutdown()
+        await self.artifacts.stop()
+        await self.remote.close()
 
     # ------------------------------------------------------------------------------------ operations
 

@@ -137,3 +137,28 @@ def test_metrics_endpoint_serves_the_registry() -> None:
     metrics.serve_metrics(f"127.0.0.1:{port}")
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "targetd_rpc_requests_total" in body or "targetd_ready" in body
+
+
+async def test_gauges_follow_the_client(tmp_path: Path) -> None:
+    from tests.conftest import CONFORMANCE
+    from tests.support import eventually_async
+
+    artifact = CONFORMANCE / "artifacts" / "TEST_ARTIFACT_AB_SIMPLE.json"
+    running = await start_server(
+        _settings(
+            tmp_path, decisioning_method="on-device", artifact_payload=f"@{artifact}", polling_interval=0
+        )
+    )
+    try:
+
+        async def ready() -> bool:
+            return running.client.ready
+
+        await eventually_async(ready)
+        assert metrics.REGISTRY.get_sample_value("targetd_ready") == 1
+        age = metrics.REGISTRY.get_sample_value("targetd_artifact_age_seconds")
+        assert age is not None and age >= 0
+        assert metrics.REGISTRY.get_sample_value("targetd_event_subscribers") == 0
+    finally:
+        await running.stop()
+    assert metrics.REGISTRY.get_sample_value("targetd_ready") == 0

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,10 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
         ("grpc.keepalive_timeout_ms", 20_000),
         # Several worker processes may share one port (SPEC §8).
         ("grpc.so_reuseport", 1),
+        # Thousands of event subscribers reconnect at once after a restart; gRPC core's default queue of
+        # 1,000 pending calls cancels part of such a burst.
+        ("grpc.server.max_pending_requests", 20_000),
+        ("grpc.server.max_pending_requests_hard_limit", 40_000),
     ]
 
 
@@ -72,11 +78,25 @@ class RunningServer:
     settings: Settings
 
     async def stop(self) -> None:
-        """Graceful stop: health NOT_SERVING first, then in-flight calls get the grace period, then the
-        client stops (flushing what it can)."""
+        """Graceful stop: health NOT_SERVING first, SHUTDOWN to event subscribers, then in-flight calls get
+        the grace period, then the client stops (flushing the outbox)."""
         await self.health.enter_graceful_shutdown()
-        await self.client.stop()
-        await self.server.stop(self.settings.grace_period)
+        await self.client.begin_shutdown()  # subscribers get SHUTDOWN and leave
+        await self.server.stop(self.settings.grace_period)  # in-flight calls finish
+        await self.client.stop()  # then polling stops and the outbox flushes
+
+
+def _bind_gauges(client: TargetClient) -> None:
+    """Point the callback gauges at this client (read when Prometheus scrapes)."""
+
+    def artifact_age() -> float:
+        snapshot = client.artifacts.snapshot
+        if snapshot is None or not snapshot.info.HasField("fetched_at"):
+            return math.nan
+        return max(0.0, time.time() - snapshot.info.fetched_at.ToSeconds())
+
+    metrics.SUBSCRIBERS.set_function(lambda: client.events.subscriber_count)
+    metrics.ARTIFACT_AGE.set_function(artifact_age)
 
 
 async def start_server(settings: Settings, client: TargetClient | None = None) -> RunningServer:
@@ -112,6 +132,7 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
     await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
+    _bind_gauges(client)
     client.add_readiness_listener(on_readiness)
     await client.start()
     return RunningServer(server, client, health_servicer, port, settings)
