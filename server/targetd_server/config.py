@@ -141,6 +141,16 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        for name in (
+            "artifact_connect_timeout",
+            "artifact_read_timeout",
+            "heartbeat_interval",
+            "grace_period",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive number of seconds")
+        if self.max_stream_age < 0:
+            raise ConfigError("max_stream_age must be 0 (never) or a number of seconds")
 
     @property
     def data_path(self) -> Path:

@@ -83,3 +83,9 @@ def test_readme_configuration_table_is_current() -> None:
 
     readme = (REPO / "README.md").read_text()
     assert with_settings_table(readme) == readme, "README's option table is stale: run `make docs`"
+
+
+@pytest.mark.parametrize("name", ["artifact_connect_timeout", "artifact_read_timeout", "heartbeat_interval"])
+def test_durations_must_be_positive(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be a positive number of seconds"):
+        Settings(client="c", organization_id="o", **{name: 0})  # type: ignore[arg-type]
