@@ -19,6 +19,7 @@ from targetd_client import (
     ExecuteRequest,
     InvalidArgumentError,
     MboxRequest,
+    OptionType,
     StatusCode,
     TargetClient,
     TargetdRpcError,
@@ -69,8 +70,9 @@ def test_get_offers_and_get_attributes(server: TargetdProcess) -> None:
         response = client.get_offers({"request": magician(), "session_id": "s1"})
         mbox = response["response"].execute.mboxes[0]
         assert mbox.name == "mbox-magician"
-        content = mbox.options[0].content.struct_value.fields
+        content = mbox.options[0].content
         assert set(content) == {"doMagic", "importantValue"}
+        assert mbox.options[0].type == OptionType.JSON and mbox.options[0].eventToken is None
         assert response["meta"] == {
             "decisioning_method": "on-device",
             "remote_mboxes": [],
@@ -82,10 +84,8 @@ def test_get_offers_and_get_attributes(server: TargetdProcess) -> None:
 
         cookie = response["target_cookie"]["value"]  # the same visitor: the same experience
         attributes = client.get_attributes(["mbox-magician"], {"target_cookie": cookie})
-        assert attributes.get_value("mbox-magician", "doMagic") is content["doMagic"].bool_value
-        assert (
-            attributes.as_object("mbox-magician")["importantValue"] == content["importantValue"].number_value
-        )
+        assert attributes.get_value("mbox-magician", "doMagic") is content["doMagic"]
+        assert attributes.as_object("mbox-magician") == content
         assert set(attributes.as_object()) == {"mbox-magician"}
         missing = attributes.get_value("mbox-magician", "nope")
         assert isinstance(missing, AttributeNotFoundError)

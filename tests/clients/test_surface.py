@@ -26,7 +26,7 @@ FROZEN_EXPORTS = {
     "EVENT_NAMES", "RPC_METHODS", "ABTOrder", "Address", "AnalyticsPayload", "AnalyticsRequest",
     "AnalyticsResponse", "Application", "ArtifactDownloadError", "AsyncTargetClient", "AttributeNotFoundError",
     "Attributes", "AudienceManager", "AuthenticatedState", "Browser", "ChannelType", "ClientHints", "Context",
-    "Cookie", "CustomerId", "DeadlineExceededError", "DecisioningMethod", "DeliveryRequest", "DeliveryResponse",
+    "Cookie", "CustomerId", "DeadlineExceededError", "DecisioningMethod", "DeliveryModel", "DeliveryRequest", "DeliveryResponse",
     "DeviceType", "ExecuteRequest", "ExecuteResponse", "ExecutionMode", "ExperienceCloud",
     "FailedPreconditionError", "Geo", "InvalidArgumentError", "InvalidOptionsError", "LoggingType",
     "MboxRequest", "MboxResponse", "Metric", "MetricType", "MobilePlatform", "MobilePlatformType",

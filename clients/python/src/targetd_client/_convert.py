@@ -1,7 +1,8 @@
 """Replies of targetd → the SDK's return values. Shared by the sync and asyncio clients; pure.
 
-The envelope is the SDK's ``TargetDeliveryResponse`` dict: ``response`` and ``request`` are the Delivery API
-messages themselves (attribute access, snake_case, as the SDK's models), cookies and ``meta`` are dicts.
+The envelope is the SDK's ``TargetDeliveryResponse`` dict: ``response``, ``request`` and the analytics details
+are :class:`DeliveryModel` views (attribute access, snake_case, None when absent, as the SDK's models);
+cookies and ``meta`` are dicts; trace and response tokens are plain dicts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from google.protobuf import struct_pb2
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
 from targetd_client._attributes import Attributes
+from targetd_client._model import DeliveryModel
 from targetd_client.json_format import message_to_dict
 
 _METHOD_NAMES: dict[delivery_pb2.DecisioningMethod.ValueType, str] = {
@@ -46,11 +48,11 @@ class ResponseMeta(TypedDict):
 class TargetDeliveryResponse(TypedDict, total=False):
     """What ``get_offers`` and ``send_notifications`` return (the SDK's dict)."""
 
-    response: delivery_pb2.DeliveryResponse
-    request: delivery_pb2.DeliveryRequest
+    response: DeliveryModel
+    request: DeliveryModel
     target_cookie: Cookie
     target_location_hint_cookie: Cookie
-    analytics_details: list[delivery_pb2.AnalyticsResponse]
+    analytics_details: list[DeliveryModel]
     trace: list[dict[str, Any]]
     response_tokens: list[dict[str, Any]]
     meta: ResponseMeta
@@ -69,14 +71,14 @@ def envelope_to_dict(envelope: pb.TargetDeliveryResponse) -> TargetDeliveryRespo
     """The SDK's ``TargetDeliveryResponse`` dict for a reply's envelope (absent parts are left out)."""
     out: TargetDeliveryResponse = {"visitor_state": None}
     if envelope.HasField("response"):
-        out["response"] = envelope.response
+        out["response"] = DeliveryModel(envelope.response)
     if envelope.HasField("request"):
-        out["request"] = envelope.request
+        out["request"] = DeliveryModel(envelope.request)
     if envelope.HasField("target_cookie"):
         out["target_cookie"] = _cookie(envelope.target_cookie)
     if envelope.HasField("target_location_hint_cookie"):
         out["target_location_hint_cookie"] = _cookie(envelope.target_location_hint_cookie)
-    out["analytics_details"] = list(envelope.analytics_details)
+    out["analytics_details"] = [DeliveryModel(item) for item in envelope.analytics_details]
     out["trace"] = [_struct(item) for item in envelope.trace]
     out["response_tokens"] = [_struct(item) for item in envelope.response_tokens]
     meta = envelope.meta

@@ -16,6 +16,7 @@ from typing import Any, Final
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
 from targetd_client._errors import InvalidOptionsError
+from targetd_client._model import DeliveryModel
 from targetd_client.json_format import parse_dict
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:50051"
@@ -255,6 +256,8 @@ def _request(value: Any, *, required: bool) -> delivery_pb2.DeliveryRequest | No
         return None
     if isinstance(value, delivery_pb2.DeliveryRequest):
         return value
+    if isinstance(value, DeliveryModel) and isinstance(value.message, delivery_pb2.DeliveryRequest):
+        return value.message  # e.g. response["request"] sent again
     if isinstance(value, Mapping):  # Delivery API JSON (camelCase), as sent over HTTP
         try:
             return parse_dict(value, delivery_pb2.DeliveryRequest())
