@@ -55,7 +55,9 @@ class TargetClient:
             max_stream_age=settings.max_stream_age,
             state=self._event_state,
         )
-        self.artifacts = ArtifactProvider(settings, self.events, on_applied=self._artifact_applied)
+        self.artifacts = ArtifactProvider(
+            settings, self.events, on_applied=self._artifact_applied, telemetry=self.telemetry
+        )
         # The remote side (targetd_server.delivery): Delivery API, geo lookup, location hint, outbox.
         self.remote = ServerSide(settings, self.events.publish_geo_location_updated, self.telemetry)
 

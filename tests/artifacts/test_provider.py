@@ -422,3 +422,30 @@ async def test_the_full_size_sample_artifact_downloads_and_compiles(tmp_path: Pa
     assert info.generated_at == str(raw["meta"].get("generatedAt", ""))
     (event,) = await take(sub, 1)
     assert event.artifact == info
+
+
+async def test_each_download_leaves_a_telemetry_entry_for_the_next_request(
+    tmp_path: Path, cdn: FakeCdn
+) -> None:
+    from targetd_server.engine import TelemetryProvider
+
+    telemetry = TelemetryProvider(enabled=True)
+    provider = ArtifactProvider(
+        settings(tmp_path, artifact_location=cdn.url(), polling_interval=0), EventBus(), telemetry=telemetry
+    )
+    await provider.start()
+    try:
+        from tests.support import eventually_async
+
+        async def applied() -> bool:
+            return provider.snapshot is not None
+
+        await eventually_async(applied)
+        entries = telemetry.drain()
+        # Node's entry for an artifact download: requestId "ArtifactDownload", timestamp, execution, parsing.
+        assert [e.request_id for e in entries] == ["ArtifactDownload"]
+        entry = entries[0]
+        assert entry.timestamp > 0 and entry.execution >= entry.parsing >= 0
+        assert not entry.HasField("features")
+    finally:
+        await provider.stop()

@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from targetd.v1 import decisioning_service_pb2 as pb
@@ -43,6 +43,7 @@ from targetd_server.config import Settings
 from targetd_server.engine import (
     CompiledArtifact,
     InvalidArtifactError,
+    TelemetryProvider,
     UnsupportedArtifactVersionError,
     compile_artifact,
     geo_from_lookup,
@@ -71,6 +72,8 @@ class _Compiled:
     body: bytes
     etag: str | None
     headers: dict[str, str]
+    download_ms: float = 0.0
+    parsing_ms: float = 0.0
 
 
 class ArtifactProvider:
@@ -85,6 +88,7 @@ class ArtifactProvider:
         bus: EventBus,
         *,
         on_applied: Callable[[ArtifactSnapshot], None] | None = None,
+        telemetry: TelemetryProvider | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.settings = settings
@@ -97,6 +101,7 @@ class ArtifactProvider:
         self.last_error: ArtifactFetchError | None = None
         self._bus = bus
         self._on_applied = on_applied
+        self._telemetry = telemetry
         self._clock = clock
         self._source: Source | None = None
         self._task: asyncio.Task[None] | None = None
@@ -206,6 +211,13 @@ class ArtifactProvider:
             return None
         source_kind = pb.ARTIFACT_SOURCE_REMOTE if is_remote(self.location) else pb.ARTIFACT_SOURCE_FILE
         snapshot = self._install(result, source_kind, self.location, self.last_fetch_ns)
+        if self._telemetry is not None:
+            # Node's artifact-download telemetry entry; it leaves with the next request to Target.
+            self._telemetry.add_artifact_request_entry(
+                timestamp_ms=self.last_fetch_ns // 1_000_000,
+                execution_ms=result.download_ms + result.parsing_ms,
+                parsing_ms=result.parsing_ms,
+            )
         self._bus.publish_artifact_download_succeeded(self.location, snapshot.info, snapshot.raw)
         geo = geo_from_lookup(result.headers)
         if geo.ListFields():
@@ -227,11 +239,18 @@ class ArtifactProvider:
 
     def _download(self, source: Source, etag: str | None) -> _Compiled | None:
         """Worker thread: fetch, parse, compile. None when not modified."""
+        started = time.perf_counter()
         fetched: Fetched = source.fetch(etag)
         if fetched.body is None:
             return None
         self._downloads += 1
-        return self._compile(fetched.body, fetched.etag, fetched.headers, self.location)
+        downloaded = time.perf_counter()
+        result = self._compile(fetched.body, fetched.etag, fetched.headers, self.location)
+        return replace(
+            result,
+            download_ms=(downloaded - started) * 1000,
+            parsing_ms=(time.perf_counter() - downloaded) * 1000,
+        )
 
     def _compile(
         self, body: bytes, etag: str | None, headers: dict[str, str], location: str | None
