@@ -44,7 +44,10 @@ def _received(edge: EdgeProcess, count: int) -> tuple[Counter[str], Counter[str]
     notes = edge.wait_notifications(count)
     telemetry = edge.telemetry()
     by_id = Counter(r["notification"]["id"] for r in notes)
-    by_request = Counter(r["entry"]["requestId"] for r in telemetry)
+    # (the artifact download's own entry, requestId "ArtifactDownload", rides along with the first one)
+    by_request = Counter(
+        r["entry"]["requestId"] for r in telemetry if r["entry"]["requestId"] != "ArtifactDownload"
+    )
     return by_id, by_request
 
 
