@@ -22,6 +22,7 @@ from targetd_client import (
     OptionType,
     StatusCode,
     TargetClient,
+    TargetClientError,
     TargetdRpcError,
     UnauthenticatedError,
     UnavailableError,
@@ -246,3 +247,49 @@ async def test_async_client(server: TargetdProcess) -> None:
             return int((await client.get_status())["subscriber_count"]) == 1 or None  # type: ignore[return-value]
 
         await eventually_async(subscribers)
+
+
+async def test_async_client_reconnects_after_a_restart(tmp_path: Path) -> None:
+    ready: list[None] = []
+    first = TargetdProcess(on_device(tmp_path / "data")).start()
+    address = first.address
+    second: TargetdProcess | None = None
+    client = AsyncTargetClient.create(
+        options(
+            address,
+            events={"client_ready": lambda: ready.append(None)},
+            reconnect_initial_delay=50,
+            reconnect_max_delay=400,
+        )
+    )
+    try:
+
+        async def count(n: int) -> bool:
+            return len(ready) == n
+
+        await eventually_async(lambda: count(1))
+        first.stop()
+        second = TargetdProcess(on_device(tmp_path / "data", "--listen", address)).start()
+        await eventually_async(lambda: count(2), timeout=20)
+        response = await client.get_offers({"request": magician()})
+        assert response["response"].execute.mboxes[0].name == "mbox-magician"
+    finally:
+        await client.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_close_from_a_callback_does_not_deadlock(server: TargetdProcess) -> None:
+    client = TargetClient.create(options(server.address))
+    closed = threading.Event()
+
+    def close_now(result: Any) -> None:
+        client.close()
+        closed.set()
+
+    future = client.get_offers({"request": magician(), "callback": close_now})
+    assert future.result(timeout=10)["response"].execute.mboxes[0].name == "mbox-magician"
+    assert closed.wait(10)
+    with pytest.raises(TargetClientError, match="closed"):
+        client.get_offers({"request": magician()})

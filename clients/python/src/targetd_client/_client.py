@@ -31,6 +31,7 @@ from targetd_client._subscriber import EventThread, subscribe_request
 log = logging.getLogger("targetd_client")
 
 R = TypeVar("R")
+_CALLBACK_THREAD_PREFIX: Final = "targetd-client-callback"
 
 RPC_METHODS: Final = {
     "GetOffers": "get_offers",
@@ -196,15 +197,15 @@ class TargetClient:
         with self._lock:
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=4, thread_name_prefix="targetd-client-callback"
+                    max_workers=4, thread_name_prefix=_CALLBACK_THREAD_PREFIX
                 )
             return self._executor
 
     # ------------------------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Stop the event thread, wait for pending callbacks, close the channel. Idempotent; any thread but
-        an event or callback thread of this client."""
+        """Stop the event thread, wait for pending callbacks, close the channel. Idempotent; any thread
+        (from an event or callback of this client it does not wait for that thread)."""
         with self._lock:
             if self._closed:
                 return
@@ -213,7 +214,9 @@ class TargetClient:
         if self._events is not None:
             self._events.stop()
         if executor is not None:
-            executor.shutdown(wait=True)
+            # From one of its own callbacks the pool cannot wait for itself: let pending work finish alone.
+            in_pool = threading.current_thread().name.startswith(_CALLBACK_THREAD_PREFIX)
+            executor.shutdown(wait=not in_pool)
         self._channel.close()
 
     def __enter__(self) -> TargetClient:

@@ -1,0 +1,79 @@
+"""The client's calls that go to Target (the local edge stand-in): per-call server-side and hybrid, and
+upstream failures surfacing as the client's errors with the upstream status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from targetd_client import (
+    DeliveryRequest,
+    ExecuteRequest,
+    FailedPreconditionError,
+    MboxRequest,
+    MetricType,
+    Notification,
+    NotificationMbox,
+    StatusCode,
+    TargetClient,
+    UnavailableError,
+)
+from tests.delivery.support import EdgeProcess, targetd
+from tests.support import TargetdProcess, eventually
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    with EdgeProcess(tmp_path_factory.mktemp("edge")) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def server(edge: EdgeProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetdProcess]:
+    with targetd(edge, tmp_path_factory.mktemp("targetd"), "on-device") as process:
+        yield process
+
+
+@pytest.fixture
+def client(server: TargetdProcess, edge: EdgeProcess) -> Iterator[TargetClient]:
+    edge.clear_fault()
+    options: dict[str, Any] = {
+        "client": "acmeclient",
+        "organization_id": "1234567890@AdobeOrg",
+        "targetd_address": server.address,
+    }
+    with TargetClient.create(options) as target_client:
+        eventually(lambda: target_client.get_status()["ready"])
+        yield target_client
+    edge.clear_fault()
+
+
+def home() -> DeliveryRequest:
+    return DeliveryRequest(execute=ExecuteRequest(mboxes=[MboxRequest(name="home", index=1)]))
+
+
+def test_per_call_decisioning_method(client: TargetClient) -> None:
+    remote = client.get_offers({"request": home(), "decisioning_method": "server-side"})
+    assert remote["meta"]["decisioning_method"] == "server-side"
+    assert remote["response"].execute.mboxes[0].name == "home"
+    local = client.get_offers({"request": home(), "decisioning_method": "hybrid"})
+    assert local["meta"]["decisioning_method"] == "on-device"  # home is local: hybrid decides on-device
+    default = client.get_offers({"request": home()})
+    assert default["meta"]["decisioning_method"] == "on-device"  # the server's configured method
+
+
+def test_upstream_failures_carry_the_upstream_status(client: TargetClient, edge: EdgeProcess) -> None:
+    edge.fault(status=503)
+    with pytest.raises(UnavailableError) as unavailable:
+        client.get_offers({"request": home(), "decisioning_method": "server-side"})
+    assert unavailable.value.code is StatusCode.UNAVAILABLE
+    assert unavailable.value.upstream_status == unavailable.value.status == 503
+    edge.fault(status=400)
+    notification = Notification(
+        id="n1", type=MetricType.DISPLAY, timestamp=1621530726000, mbox=NotificationMbox(name="home")
+    )
+    with pytest.raises(FailedPreconditionError) as refused:
+        client.send_notifications({"request": DeliveryRequest(notifications=[notification])})
+    assert refused.value.upstream_status == 400
