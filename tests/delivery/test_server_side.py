@@ -198,3 +198,15 @@ def test_unreachable_delivery_api_is_unavailable(tmp_path: Path, clean_edge: Edg
         error = rpc_error(lambda: client.offers(EXECUTE))
         assert error.code() == grpc.StatusCode.UNAVAILABLE
         assert "failed" in (error.details() or "")
+
+
+def test_server_side_telemetry_rides_with_the_next_call(server_side: Client, clean_edge: EdgeProcess) -> None:
+    server_side.offers({**EXECUTE, "requestId": "first"})
+    server_side.offers({**EXECUTE, "requestId": "second"})
+    first, second = clean_edge.decision_requests()
+    assert "telemetry" not in first["body"]
+    [entry] = second["body"]["telemetry"]["entries"]  # Node's TelemetryProvider: drained into the next call
+    assert entry["requestId"] == "first"
+    assert entry["mode"] == "edge"
+    assert entry["features"]["decisioningMethod"] == "server-side"
+    assert entry["features"]["executeMboxCount"] == 2
