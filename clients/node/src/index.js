@@ -14,7 +14,7 @@ const grpc = require('@grpc/grpc-js');
 const fs = require('node:fs');
 const { Codec, loadRoot } = require('./codec');
 const { TargetdError, fromServiceError, Status } = require('./errors');
-const { EVENT_NAMES, EventSubscription } = require('./events');
+const { EVENT_NAMES, EventSubscription, toEvent } = require('./events');
 
 const SERVICE = 'targetd.v1.DecisioningService';
 const DEFAULT_ADDRESS = '127.0.0.1:50051';
@@ -166,6 +166,7 @@ class TargetClient {
 
   // The SDK's getAttributes: resolves to { getValue(mbox, key), asObject(mbox?), toJSON(), getResponse() }.
   async getAttributes(mboxNames, options = {}) {
+    if (!Array.isArray(mboxNames)) throw new Error('mboxNames must be an array of mbox names');
     const request = { mboxNames: [...mboxNames], ...this._callRequest(options) };
     const reply = await this._unary('GetAttributes', request, options.timeout);
     return attributesProvider(reply.attributes || {}, envelope(reply.envelope));
@@ -192,7 +193,6 @@ class TargetClient {
       { types: types.map((name) => byName[name] || name), includeArtifactPayload },
       this._metadata(),
     );
-    const { toEvent } = require('./events');
     call.on('data', (response) => onEvent(toEvent(response.event || {}, (type) => type)));
     call.on('error', (error) => onEnd(error.code === Status.CANCELLED ? null : fromServiceError(error)));
     call.on('end', () => onEnd(null));

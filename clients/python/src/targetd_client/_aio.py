@@ -144,6 +144,8 @@ class AsyncTargetClient:
                 if self._closed:
                     return
                 log.warning("targetd event stream failed (%s); reconnecting", error.code().name)
+            except Exception:
+                log.exception("targetd event stream: unexpected error; reconnecting")
             finally:
                 stream.cancel()
             await asyncio.sleep(backoff.next_delay())
