@@ -290,43 +290,40 @@ class _Handler(BaseHTTPRequestHandler):
             "host": self.headers.get("Host"),
             "query": query,
             "headers": {k.lower(): v for k, v in self.headers.items()},
+            "status": "pending",
         }
         try:
             data = json.loads(body)
-            record["body"] = data
+        except ValueError:
+            data = None
+        record["body"] = data
+        with self.server.lock:  # recorded on arrival: a delayed call is listed (and cleared) at once
+            self.server.requests.append(record)
+        status, answer = self._answer(data, query)
+        if status is None:
+            record["status"] = "fault"
+            return
+        record["status"] = status
+        self._json(status, answer)
+
+    def _answer(self, data: Any, query: dict[str, str]) -> tuple[int | None, Any]:
+        """(status, JSON answer) of a delivery call; status None when an injected fault answered."""
+        if self._apply_fault(DELIVERY_PATH):
+            return None, None
+        try:
+            if not isinstance(data, dict):
+                raise ValueError("the body is not a JSON object")
             request = parse_dict(data, delivery_pb2.DeliveryRequest(), ignore_unknown=True)
         except ValueError as exc:
-            record["status"] = 400
-            self._remember(record)
-            self._json(400, {"status": 400, "message": f"invalid Delivery request: {exc}"})
-            return
-        fault = self._apply_fault(DELIVERY_PATH)
-        if fault:
-            record["status"] = "fault"
-            self._remember(record)
-            return
+            return 400, {"status": 400, "message": f"invalid Delivery request: {exc}"}
         if not query.get("imsOrgId") or not query.get("sessionId"):
-            record["status"] = 400
-            self._remember(record)
-            self._json(
-                400, {"status": 400, "message": "imsOrgId and sessionId query parameters are required"}
-            )
-            return
+            return 400, {"status": 400, "message": "imsOrgId and sessionId query parameters are required"}
         try:
             response = self._decide(request, query["sessionId"])
         except (EngineError, OSError, ValueError) as exc:
-            record["status"] = 400
-            self._remember(record)
-            self._json(400, {"status": 400, "message": f"cannot decide: {exc}"})
-            return
+            return 400, {"status": 400, "message": f"cannot decide: {exc}"}
         self.server.store.record(request, query.get("sessionId"))
-        record["status"] = 200
-        self._remember(record)
-        self._json(200, message_to_dict(response))
-
-    def _remember(self, record: dict[str, Any]) -> None:
-        with self.server.lock:
-            self.server.requests.append(record)
+        return 200, message_to_dict(response)
 
     def _decide(
         self, request: delivery_pb2.DeliveryRequest, session_id: str
