@@ -104,3 +104,20 @@ def test_bound_and_reopen(tmp_path: Path) -> None:
         reopened.close(1.0)
         api.close()
         assert sorted(n["notification"]["id"] for n in edge.store.notifications()) == ["n-0", "n-1"]
+
+
+def test_rows_enqueued_after_close_are_kept_for_the_next_start(tmp_path: Path) -> None:
+    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
+        api = _api(edge)
+        path = tmp_path / "outbox.sqlite3"
+        outbox = _outbox(path, api)
+        outbox.start()
+        outbox.close(0.5)
+        assert outbox.enqueue(_notification(9), session_id="s", cluster=None)  # a call still in flight
+        reopened = _outbox(path, api)
+        assert reopened.stats.pending == 1
+        reopened.start()
+        eventually(lambda: reopened.stats.pending == 0)
+        reopened.close(1.0)
+        api.close()
+        assert [n["notification"]["id"] for n in edge.store.notifications()] == ["n-9"]

@@ -88,6 +88,11 @@ CREATE INDEX IF NOT EXISTS outbox_live ON outbox (dead, id);
 """
 
 
+_INSERT = (
+    "INSERT INTO outbox (created_ns, session_id, cluster, telemetry_only, payload) VALUES (?, ?, ?, ?, ?)"
+)
+
+
 @dataclass(slots=True)
 class OutboxStats:
     """Counters since start (``pending``/``dead`` are what is on disk now)."""
@@ -151,6 +156,7 @@ class Outbox:
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="targetd-outbox")
         self._thread: threading.Thread | None = None
         self._last_full_log = 0.0
+        self._closed = False
         if self.stats.pending:
             log.info("outbox: %d rows from a previous run will be sent again", self.stats.pending)
 
@@ -176,12 +182,21 @@ class Outbox:
                         self.stats.dropped,
                     )
                 return False
-            telemetry_only = not request.notifications
-            self._writer.execute(
-                "INSERT INTO outbox (created_ns, session_id, cluster, telemetry_only, payload) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (time.time_ns(), session_id, cluster, int(telemetry_only), request.SerializeToString()),
+            row = (
+                time.time_ns(),
+                session_id,
+                cluster,
+                int(not request.notifications),
+                request.SerializeToString(),
             )
+            if self._closed:  # a call still in flight at shutdown: stored for the next start
+                late = _connect(self.path)
+                try:
+                    late.execute(_INSERT, row)
+                finally:
+                    late.close()
+            else:
+                self._writer.execute(_INSERT, row)
             self.stats.pending += 1
             PENDING.set(self.stats.pending)
         self._wake.set()
@@ -197,7 +212,8 @@ class Outbox:
 
     def close(self, flush_timeout: float = 5.0) -> None:
         """Send what can be sent within ``flush_timeout`` seconds, stop, and close the database. Rows not
-        accepted stay on disk. Blocks; safe to call more than once."""
+        accepted stay on disk; rows enqueued afterwards (calls still in flight) are written to disk for the
+        next start. Blocks; safe to call more than once."""
         thread = self._thread
         self._flush_deadline = time.monotonic() + max(0.0, flush_timeout)
         self._stopping.set()
@@ -210,6 +226,7 @@ class Outbox:
             if self.stats.pending:
                 log.info("outbox: %d rows kept in %s for the next start", self.stats.pending, self.path)
             self._writer.close()
+            self._closed = True
 
     # ------------------------------------------------------------------------------------ sender
 
