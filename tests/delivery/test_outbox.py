@@ -121,3 +121,19 @@ def test_rows_enqueued_after_close_are_kept_for_the_next_start(tmp_path: Path) -
         reopened.close(1.0)
         api.close()
         assert [n["notification"]["id"] for n in edge.store.notifications()] == ["n-9"]
+
+
+def test_workers_sharing_a_data_dir_get_their_own_outbox(tmp_path: Path) -> None:
+    import os
+
+    from targetd_server.delivery.outbox import claim_outbox_path
+
+    first, fd1 = claim_outbox_path(tmp_path)
+    second, fd2 = claim_outbox_path(tmp_path)
+    assert first.name == "outbox.sqlite3"
+    assert second.name == "outbox-1.sqlite3"  # the first is locked by a live owner
+    os.close(fd1)  # its owner died: a restarted worker adopts its rows
+    again, fd3 = claim_outbox_path(tmp_path)
+    assert again == first
+    os.close(fd2)
+    os.close(fd3)

@@ -30,7 +30,9 @@ call it from any one thread (the event loop). :meth:`close` blocks: call it via 
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import random
 import sqlite3
 import threading
@@ -45,12 +47,12 @@ from prometheus_client import Counter, Gauge
 
 from targetd.v1 import delivery_pb2
 from targetd_server.engine.request import new_id
-from targetd_server.errors import UpstreamRejectedError
+from targetd_server.errors import OverloadedError, UpstreamRejectedError
 from targetd_server.metrics import REGISTRY
 
 log = logging.getLogger("targetd.outbox")
 
-__all__ = ["Outbox", "OutboxStats", "Sender"]
+__all__ = ["Outbox", "OutboxStats", "Sender", "claim_outbox_path"]
 
 Sender = Callable[[delivery_pb2.DeliveryRequest, str, "str | None", float], object]
 """``send(request, session_id, cluster, timeout_s)``: POST it; raises on failure (blocking)."""
@@ -93,6 +95,28 @@ _INSERT = (
 )
 
 
+MAX_SLOTS: Final = 64
+
+
+def claim_outbox_path(directory: Path) -> tuple[Path, int]:
+    """An outbox file under ``directory`` that no other live process uses: ``outbox.sqlite3``, else
+    ``outbox-1.sqlite3``, ... Each is claimed with an exclusive ``flock`` on its ``.lock`` file, held until
+    the returned descriptor is closed (the process dies: the lock goes with it). So several workers sharing
+    one ``data_dir`` (SO_REUSEPORT) never send the same rows, and a restarted worker adopts the file of a
+    dead one. Raises :class:`OverloadedError` when all slots are taken."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for slot in range(MAX_SLOTS):
+        name = "outbox.sqlite3" if slot == 0 else f"outbox-{slot}.sqlite3"
+        fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return directory / name, fd
+    raise OverloadedError(f"all {MAX_SLOTS} outbox files in {directory} are in use; use another data_dir")
+
+
 @dataclass(slots=True)
 class OutboxStats:
     """Counters since start (``pending``/``dead`` are what is on disk now)."""
@@ -133,6 +157,7 @@ class Outbox:
         concurrency: int = 16,
         max_backoff: float = 60.0,
         send_timeout: float = 3.0,
+        lock_fd: int | None = None,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -157,6 +182,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self._last_full_log = 0.0
         self._closed = False
+        self._lock_fd = lock_fd  # released by close(): see claim_outbox_path
         if self.stats.pending:
             log.info("outbox: %d rows from a previous run will be sent again", self.stats.pending)
 
@@ -227,6 +253,9 @@ class Outbox:
                 log.info("outbox: %d rows kept in %s for the next start", self.stats.pending, self.path)
             self._writer.close()
             self._closed = True
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     # ------------------------------------------------------------------------------------ sender
 

@@ -27,7 +27,7 @@ from targetd_server.decisions.local import prepare_identity
 from targetd_server.delivery.build import build_delivery_request, validate_notifications
 from targetd_server.delivery.geo import GeoLookup
 from targetd_server.delivery.http import DeliveryApi
-from targetd_server.delivery.outbox import Outbox
+from targetd_server.delivery.outbox import Outbox, claim_outbox_path
 from targetd_server.engine import TelemetryProvider, delivery_request_entry
 from targetd_server.engine.request import new_id
 from targetd_server.envelope import (
@@ -65,9 +65,11 @@ class ServerSide:
         self.location_hint: str | None = settings.target_location_hint
         """The configured hint, replaced by the cluster of each Delivery API answer (the SDKs'
         ``preserve_location_hint``)."""
+        outbox_path, lock_fd = claim_outbox_path(settings.data_path)
         self.outbox = Outbox(
-            settings.data_path / "outbox.sqlite3",
+            outbox_path,
             self._send_outbound,
+            lock_fd=lock_fd,
             max_rows=settings.outbox_max_rows,
             batch_size=settings.outbox_batch_size,
             concurrency=settings.outbox_concurrency,
