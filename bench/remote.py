@@ -38,7 +38,10 @@ REQUEST = {
 
 def _us(samples: list[float]) -> str:
     samples.sort()
-    return f"p50 {statistics.median(samples) * 1e6:8.0f} µs  p95 {samples[int(len(samples) * 0.95)] * 1e6:8.0f} µs"
+    p50 = statistics.median(samples) * 1e6
+    p95 = samples[int(len(samples) * 0.95)] * 1e6
+    p99 = samples[int(len(samples) * 0.99)] * 1e6
+    return f"p50 {p50:7.0f} µs  p95 {p95:7.0f} µs  p99 {p99:7.0f} µs  max {samples[-1] * 1e6:7.0f} µs"
 
 
 def main() -> None:

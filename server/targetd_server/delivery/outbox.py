@@ -169,6 +169,8 @@ class Outbox:
         self._lock = threading.Lock()
         self._writer = _connect(path)
         self._writer.executescript(_SCHEMA)
+        # The writer runs on the event loop: it never checkpoints; the sender thread does (after each round).
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
         pending, dead = self._writer.execute(
             "SELECT COALESCE(SUM(dead = 0), 0), COALESCE(SUM(dead = 1), 0) FROM outbox"
         ).fetchone()
@@ -345,6 +347,7 @@ class Outbox:
             self.stats.sent += len(accepted)
             PENDING.set(self.stats.pending)
             DEAD.set(self.stats.dead)
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # outside the lock: it does not block the writer
         SENT.inc(len(accepted))
         for message, row_id in rejected:
             log.error("outbox: the Delivery API rejected row %d, kept as dead: %s", row_id, message)
