@@ -212,3 +212,14 @@ def test_server_side_telemetry_rides_with_the_next_call(server_side: Client, cle
     assert entry["mode"] == "edge"
     assert entry["features"]["decisioningMethod"] == "server-side"
     assert entry["features"]["executeMboxCount"] == 2
+
+
+def test_stored_telemetry_survives_a_failed_call(server_side: Client, clean_edge: EdgeProcess) -> None:
+    server_side.offers({**EXECUTE, "requestId": "one"})
+    clean_edge.fault(status=503, count=1)
+    assert rpc_error(lambda: server_side.offers({**EXECUTE, "requestId": "two"})).code() == (
+        grpc.StatusCode.UNAVAILABLE
+    )
+    server_side.offers({**EXECUTE, "requestId": "three"})
+    sent = {r["body"]["requestId"]: r for r in clean_edge.decision_requests()}
+    assert [e["requestId"] for e in sent["three"]["body"]["telemetry"]["entries"]] == ["one"]

@@ -28,7 +28,7 @@ from targetd_client.json_format import JsonMappingError, message_to_dict, parse_
 from targetd_server import __version__
 from targetd_server.config import Settings
 from targetd_server.engine.request import new_id
-from targetd_server.errors import UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
+from targetd_server.errors import NotReadyError, UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
 
 log = logging.getLogger("targetd.delivery")
 
@@ -147,10 +147,13 @@ class DeliveryApi:
         if time_remaining is not None:
             limit = min(limit, max(0.001, time_remaining))
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._executor,
-            lambda: self.post(request, session_id=session_id, cluster=cluster, timeout=limit),
-        )
+        try:
+            future = loop.run_in_executor(
+                self._executor,
+                lambda: self.post(request, session_id=session_id, cluster=cluster, timeout=limit),
+            )
+        except RuntimeError:  # the pool is shut down
+            raise NotReadyError("targetd is shutting down; retry on another replica") from None
         try:
             # A little slack over the socket timeouts: they fire first in the normal case.
             return await asyncio.wait_for(future, limit + 0.5)

@@ -149,10 +149,20 @@ class ServerSide:
             property_token=self.settings.property_token,
             customer_ids=customer_ids,
         )
-        self.telemetry.add_telemetry_to_delivery_request(request)  # Node: the store leaves with it
-        response = await self.api.execute(
-            request, session_id=identity.session_id, cluster=identity.cluster, time_remaining=time_remaining
-        )
+        stored = self.telemetry.drain()  # Node: the store leaves with the next call...
+        if stored:
+            request.telemetry.entries.extend(stored)
+        try:
+            response = await self.api.execute(
+                request,
+                session_id=identity.session_id,
+                cluster=identity.cluster,
+                time_remaining=time_remaining,
+            )
+        except BaseException:
+            for entry in stored:  # ... and, unlike Node, comes back when that call fails
+                self.telemetry.add_entry(entry)
+            raise
         self._preserve_location_hint(identity.cluster, response)
         decided = request.HasField("execute") or request.HasField("prefetch")
         if telemetry and decided:
