@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from targetd_client import (
+    Context,
     DeliveryRequest,
     ExecuteRequest,
     FailedPreconditionError,
+    Geo,
     MboxRequest,
     MetricType,
     Notification,
@@ -77,3 +79,29 @@ def test_upstream_failures_carry_the_upstream_status(client: TargetClient, edge:
     with pytest.raises(FailedPreconditionError) as refused:
         client.send_notifications({"request": DeliveryRequest(notifications=[notification])})
     assert refused.value.upstream_status == 400
+
+
+def test_artifact_payload_and_geo_events(server: TargetdProcess) -> None:
+    seen: list[Any] = []
+    names = ("artifact_download_succeeded", "geo_location_updated")
+    options: dict[str, Any] = {
+        "client": "acmeclient",
+        "organization_id": "1234567890@AdobeOrg",
+        "targetd_address": server.address,
+        "include_artifact_payload": True,
+        "events": dict.fromkeys(names, seen.append),
+    }
+    with TargetClient.create(options) as client:
+        downloaded = eventually(lambda: [e for e in seen if e.type == "artifact_download_succeeded"] or None)
+        assert downloaded is not None
+        assert downloaded[0].artifact_payload["meta"]["clientCode"] == "acmeclient"
+        assert downloaded[0].artifact["source"] == "remote"
+        request = DeliveryRequest(
+            context=Context(geo=Geo(ip_address="203.0.113.10")),
+            execute=ExecuteRequest(mboxes=[MboxRequest(name="geo-banner", index=1)]),
+        )
+        client.get_offers({"request": request})
+        geo = eventually(lambda: [e for e in seen if e.type == "geo_location_updated"] or None)
+        assert geo is not None
+        assert geo[0].geo_context["city"] == geo[0]["geo_context"]["city"] == "SAN FRANCISCO"
+        assert geo[0].geo_context["ipAddress"] == "203.0.113.10"
