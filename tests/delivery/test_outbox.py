@@ -137,3 +137,25 @@ def test_workers_sharing_a_data_dir_get_their_own_outbox(tmp_path: Path) -> None
     assert again == first
     os.close(fd2)
     os.close(fd3)
+
+
+def test_rows_of_a_gone_worker_are_adopted(tmp_path: Path) -> None:
+    from targetd_server.delivery.outbox import claim_outbox_path
+
+    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
+        api = _api(edge)
+        directory = tmp_path / "data"
+        path0, fd0 = claim_outbox_path(directory)
+        path1, fd1 = claim_outbox_path(directory)  # a second worker sharing the data_dir
+        worker1 = _outbox(path1, api, lock_fd=fd1)
+        for i in range(3):
+            worker1.enqueue(_notification(i), session_id="s", cluster=None)
+        worker1.close(0)  # the second worker is gone, its rows on disk (its lock released)
+        worker0 = _outbox(path0, api, lock_fd=fd0)
+        worker0.start()
+        eventually(lambda: worker0.stats.sent == 3)
+        worker0.close(1.0)
+        api.close()
+        assert sorted(n["notification"]["id"] for n in edge.store.notifications()) == ["n-0", "n-1", "n-2"]
+        with sqlite3.connect(path1) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0

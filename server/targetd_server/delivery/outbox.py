@@ -276,6 +276,8 @@ class Outbox:
                 if not rows:
                     if self._stopping.is_set():
                         return
+                    if self._adopt_orphans(reader):
+                        continue
                     self._wake.wait(IDLE_WAIT)
                     self._wake.clear()
                     continue
@@ -294,6 +296,58 @@ class Outbox:
             log.exception("outbox sender stopped unexpectedly; rows stay on disk for the next start")
         finally:
             reader.close()
+
+    def _adopt_orphans(self, conn: sqlite3.Connection) -> int:
+        """Move the rows of outbox files that no live process holds (a worker that is gone) into this one;
+        returns how many. Not atomic across the two files (WAL): a crash in between can only duplicate
+        rows, which the at-least-once rule allows."""
+        moved = 0
+        for other in sorted(self.path.parent.glob("outbox*.sqlite3")):
+            if other == self.path:
+                continue
+            fd = os.open(f"{other}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                moved += self._move_rows(conn, other)
+            except sqlite3.Error as exc:
+                log.warning("outbox: cannot adopt the rows of %s: %s", other, exc)
+            finally:
+                os.close(fd)
+        return moved
+
+    def _move_rows(self, conn: sqlite3.Connection, other: Path) -> int:
+        with self._lock:
+            conn.execute("ATTACH DATABASE ? AS orphan", (str(other),))
+            try:
+                tables = conn.execute("SELECT COUNT(*) FROM orphan.sqlite_master WHERE name = 'outbox'")
+                if not tables.fetchone()[0]:
+                    return 0
+                live, dead = conn.execute(
+                    "SELECT COALESCE(SUM(dead = 0), 0), COALESCE(SUM(dead = 1), 0) FROM orphan.outbox"
+                ).fetchone()
+                if not live and not dead:
+                    return 0
+                columns = (
+                    "created_ns, session_id, cluster, telemetry_only, attempts, dead, last_error, payload"
+                )
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    f"INSERT INTO main.outbox ({columns}) SELECT {columns} FROM orphan.outbox ORDER BY id"
+                )
+                conn.execute("DELETE FROM orphan.outbox")
+                conn.execute("COMMIT")
+            finally:
+                conn.execute("DETACH DATABASE orphan")
+            self.stats.pending += int(live)
+            self.stats.dead += int(dead)
+            PENDING.set(self.stats.pending)
+            DEAD.set(self.stats.dead)
+        log.info("outbox: adopted %d rows of %s (its process is gone)", live + dead, other)
+        return int(live + dead)
 
     def _groups(self, rows: list[tuple[int, str | None, str | None, int, bytes]]) -> list[_Group]:
         groups: list[_Group] = []
