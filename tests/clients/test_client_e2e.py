@@ -109,7 +109,8 @@ def test_callback_makes_the_call_asynchronous(server: TargetdProcess) -> None:
 
         future = client.get_offers({"request": magician(), "callback": on_result})
         assert isinstance(future, concurrent.futures.Future)
-        response = future.result(timeout=10)
+        response = future.get(timeout=10)  # the SDK's AsyncResult.get
+        assert future.ready() and future.successful() and future.result() is response
         assert done.is_set() and results[0] is response
         assert response["response"].execute.mboxes[0].name == "mbox-magician"
 
@@ -123,6 +124,7 @@ def test_callback_makes_the_call_asynchronous(server: TargetdProcess) -> None:
         )
         with pytest.raises(InvalidArgumentError):
             bad.result(timeout=10)
+        assert not bad.successful()
         assert isinstance(errors[0], InvalidArgumentError)
 
         attributes = client.get_attributes(["mbox-magician"], {"callback": lambda a: None}).result(timeout=10)

@@ -25,7 +25,7 @@ from targetd_client._options import EVENT_NAMES
 FROZEN_EXPORTS = {
     "EVENT_NAMES", "RPC_METHODS", "ABTOrder", "Address", "AnalyticsPayload", "AnalyticsRequest",
     "AnalyticsResponse", "Application", "ArtifactDownloadError", "AsyncTargetClient", "AttributeNotFoundError",
-    "Attributes", "AudienceManager", "AuthenticatedState", "Browser", "ChannelType", "ClientHints", "Context",
+    "Attributes", "AudienceManager", "AuthenticatedState", "Browser", "CallFuture", "ChannelType", "ClientHints", "Context",
     "Cookie", "CustomerId", "DeadlineExceededError", "DecisioningMethod", "DeliveryModel", "DeliveryRequest", "DeliveryResponse",
     "DeviceType", "ExecuteRequest", "ExecuteResponse", "ExecutionMode", "ExperienceCloud",
     "FailedPreconditionError", "Geo", "InvalidArgumentError", "InvalidOptionsError", "LoggingType",

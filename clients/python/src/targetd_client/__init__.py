@@ -34,6 +34,7 @@ from targetd_client._errors import (
     UnimplementedError,
 )
 from targetd_client._events import TargetEvent
+from targetd_client._future import CallFuture
 from targetd_client._model import DeliveryModel
 from targetd_client._options import EVENT_NAMES
 from targetd_client._types import (
@@ -115,6 +116,7 @@ __all__ = [
     "AudienceManager",
     "AuthenticatedState",
     "Browser",
+    "CallFuture",
     "ChannelType",
     "ClientHints",
     "Context",

@@ -24,6 +24,7 @@ from targetd_client._errors import (
     error_from_rpc,
 )
 from targetd_client._events import TargetEvent, to_event
+from targetd_client._future import CallFuture
 from targetd_client._options import CallOptions, ClientSettings
 from targetd_client._status import status_to_dict
 from targetd_client._subscriber import EventThread, subscribe_request
@@ -89,23 +90,24 @@ class TargetClient:
     @overload
     def get_offers(  # type: ignore[overload-overlap]  # a dict with callback is also a CallOptionsDict
         self, options: AsyncCallOptionsDict | ErrCallbackOptionsDict
-    ) -> concurrent.futures.Future[_convert.TargetDeliveryResponse]: ...
+    ) -> CallFuture[_convert.TargetDeliveryResponse]: ...
     @overload
     def get_offers(self, options: CallOptionsDict) -> _convert.TargetDeliveryResponse: ...
     @overload
     def get_offers(self, options: Mapping[str, Any]) -> Any: ...
     def get_offers(self, options: Any) -> Any:
         """The SDK's ``get_offers``: returns the ``TargetDeliveryResponse`` dict (``response["response"]`` is
-        the ``DeliveryResponse``). With ``callback`` / ``err_callback`` it returns a future at once and calls
-        them with the result / the error. Raises :class:`InvalidOptionsError` for bad options and a
-        :class:`TargetdRpcError` subclass (carrying the gRPC ``code``) when the call fails. Any thread."""
+        a :class:`DeliveryModel` of the ``DeliveryResponse``). With ``callback`` / ``err_callback`` it returns
+        a :class:`CallFuture` at once (``result()``, or the SDK's ``get()``) and calls them with the result /
+        the error. Raises :class:`InvalidOptionsError` for bad options and a :class:`TargetdRpcError`
+        subclass (carrying the gRPC ``code``) when the call fails. Any thread."""
         request, call = _options.get_offers_call(options, self._settings)
         return self._invoke(self._stub.GetOffers, request, call, _convert.get_offers_result)
 
     @overload
     def get_attributes(  # type: ignore[overload-overlap]
         self, mbox_names: Sequence[str], options: AsyncCallOptionsDict | ErrCallbackOptionsDict
-    ) -> concurrent.futures.Future[Attributes]: ...
+    ) -> CallFuture[Attributes]: ...
     @overload
     def get_attributes(
         self, mbox_names: Sequence[str], options: CallOptionsDict | None = None
@@ -122,7 +124,7 @@ class TargetClient:
     @overload
     def send_notifications(  # type: ignore[overload-overlap]  # a dict with callback is also a CallOptionsDict
         self, options: AsyncCallOptionsDict | ErrCallbackOptionsDict
-    ) -> concurrent.futures.Future[_convert.TargetDeliveryResponse]: ...
+    ) -> CallFuture[_convert.TargetDeliveryResponse]: ...
     @overload
     def send_notifications(self, options: CallOptionsDict) -> _convert.TargetDeliveryResponse: ...
     @overload
@@ -180,7 +182,7 @@ class TargetClient:
             except grpc.RpcError as error:
                 raise error_from_rpc(error) from None
             return convert(reply)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future: CallFuture[Any] = CallFuture()
         rpc = method.future(request, timeout=call.timeout_s, metadata=self._metadata)
         executor = self._worker_pool()
 
