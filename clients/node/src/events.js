@@ -14,12 +14,19 @@ const EVENT_NAMES = {
   EVENT_TYPE_SHUTDOWN: 'shutdown',
 };
 
+// ArtifactInfo JSON with `source` as "remote" / "file" / "payload" / "disk_cache" (as the Python client).
+function artifactInfo(info) {
+  if (!info) return info;
+  const source = typeof info.source === 'string' ? info.source.replace(/^ARTIFACT_SOURCE_/, '').toLowerCase() : undefined;
+  return { ...info, source };
+}
+
 // The JSON of an Event (see codec.js) -> the callback's event object.
 function toEvent(json, numberToType, name) {
   const type = numberToType(json.type);
   const event = { type: name || EVENT_NAMES[type] || 'unknown', sequence: json.sequence || 0, time: json.time };
   if (json.artifactLocation !== undefined) event.artifactLocation = json.artifactLocation;
-  if (json.artifact) event.artifact = json.artifact;
+  if (json.artifact) event.artifact = artifactInfo(json.artifact);
   if (type === 'EVENT_TYPE_ARTIFACT_DOWNLOAD_SUCCEEDED' && json.artifactPayload) {
     event.artifactPayload = JSON.parse(Buffer.from(json.artifactPayload).toString('utf8'));
   }
@@ -152,4 +159,4 @@ class EventSubscription {
   }
 }
 
-module.exports = { EVENT_NAMES, EventSubscription, ConnectionState, Backoff, toEvent };
+module.exports = { EVENT_NAMES, EventSubscription, ConnectionState, Backoff, toEvent, artifactInfo };

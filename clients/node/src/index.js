@@ -14,7 +14,7 @@ const grpc = require('@grpc/grpc-js');
 const fs = require('node:fs');
 const { Codec, loadRoot } = require('./codec');
 const { TargetdError, fromServiceError, Status } = require('./errors');
-const { EVENT_NAMES, EventSubscription, toEvent } = require('./events');
+const { EVENT_NAMES, EventSubscription, toEvent, artifactInfo } = require('./events');
 
 const SERVICE = 'targetd.v1.DecisioningService';
 const DEFAULT_ADDRESS = '127.0.0.1:50051';
@@ -182,7 +182,9 @@ class TargetClient {
 
   // targetd's status (GetStatus): { ready, decisioningMethod, artifact, lastError, version, client, ... }.
   async getStatus(options = {}) {
-    return this._unary('GetStatus', {}, options.timeout);
+    const status = await this._unary('GetStatus', {}, options.timeout);
+    if (status.artifact) status.artifact = artifactInfo(status.artifact);
+    return status;
   }
 
   // The raw SubscribeEvents stream, no reconnect: onEvent(event) for each event (state first); returns

@@ -20,6 +20,16 @@ test.before(async () => {
   await eventually(async () => (await client.getStatus()).ready);
 });
 
+test('getStatus reports the artifact applied', async () => {
+  const status = await client.getStatus();
+  assert.equal(status.ready, true);
+  assert.equal(status.decisioningMethod, 'on-device');
+  assert.equal(status.artifact.source, 'remote');
+  assert.equal(status.artifact.clientCode, 'acmeclient');
+  assert.equal(typeof status.artifact.sizeBytes, 'number');
+  assert.ok(status.lastFetchTime instanceof Date);
+});
+
 test.after(async () => {
   if (client) client.close();
   if (server) await server.stop();
