@@ -295,3 +295,12 @@ def test_close_from_a_callback_does_not_deadlock(server: TargetdProcess) -> None
     assert closed.wait(10)
     with pytest.raises(TargetClientError, match="closed"):
         client.get_offers({"request": magician()})
+
+
+def test_heartbeat_events(tmp_path: Path) -> None:
+    beats: list[Any] = []
+    with TargetdProcess(on_device(tmp_path / "data", "--heartbeat-interval", "0.1")) as process:
+        client = TargetClient.create(options(process.address, events={"heartbeat": beats.append}))
+        with client:
+            eventually(lambda: len(beats) >= 2)
+    assert beats[0].type == "heartbeat" and beats[0]["sequence"] >= 0
