@@ -123,3 +123,17 @@ def test_on_device_geo_lookup(clean_edge: EdgeProcess, data_dir: Path) -> None:
         # A cached answer needs no lookup: it works while the geo service fails.
         clean_edge.fault(status=500, path="/v1/geo")
         assert _geo_banner(client, "203.0.113.10")["region"] == "us"
+
+
+def test_hybrid_get_attributes_local_and_remote(clean_edge: EdgeProcess, data_dir: Path) -> None:
+    with targetd(clean_edge, data_dir, "hybrid") as proc, Client(proc) as client:
+        local = client.stub.GetAttributes(pb.GetAttributesRequest(mbox_names=["product1"]), timeout=10)
+        assert local.envelope.meta.decisioning_method == ON_DEVICE
+        assert local.attributes["product1"].fields["discount"].number_value == 10
+        remote = client.stub.GetAttributes(
+            pb.GetAttributesRequest(mbox_names=["product1", "recommendations"]), timeout=10
+        )
+        assert remote.envelope.meta.decisioning_method == SERVER_SIDE
+        assert list(remote.envelope.meta.remote_mboxes) == ["recommendations"]
+        assert remote.attributes["product1"].fields["showReviews"].bool_value is True
+        assert "recommendations" in remote.attributes  # answered (empty) by the Delivery API
