@@ -82,7 +82,6 @@ def main() -> None:
                 artifact,
                 request,
                 client=cases.CLIENT,
-                location_hint=cases.LOCATION_HINT,
                 telemetry_enabled=False,
             )
 

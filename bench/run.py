@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -240,6 +241,7 @@ class Scenario:
                 server_cpu_us=median([r["server_cpu_us"] for r in ok]),
                 client_cpu_us=median([r["client_cpu_us"] for r in ok]),
                 other_cores=median([r["other_cores"] for r in ok]),
+                helper_cpu_us=median([r.get("helper_cpu_us", math.nan) for r in ok]),
                 handler_us=median([r.get("handler_us", math.nan) for r in ok]),
                 rps_min=min(r["rps"] for r in ok),
                 rps_max=max(r["rps"] for r in ok),
@@ -271,6 +273,7 @@ def handler_seconds(metrics_address: str) -> dict[str, tuple[float, float]]:
     return {method: (v[0], v[1]) for method, v in found.items()}
 
 
+HELPER_PIDS: list[int] = []  # the Delivery API stand-in: its CPU is the bench's, not background load
 _RETRY_SPENT = [0.0]  # seconds of load runs discarded so far (bounded by --retry-budget)
 
 
@@ -315,6 +318,7 @@ def _run_once(scenario: Scenario, args: argparse.Namespace) -> None:
             str(scenario.concurrency),
             "--server-pid",
             str(scenario.server.pid),
+            *[arg for pid in HELPER_PIDS for arg in ("--helper-pid", str(pid))],
             "--warmup",
             str(args.warmup),
             "--duration",
@@ -392,6 +396,7 @@ HEADER = (
     "p99 ms",
     "srv CPU µs",
     "handler µs",
+    "stub µs",
     "bg cores",
     "vs baseline",
     "goal",
@@ -405,6 +410,7 @@ _KEYS = (
     "p99_ms",
     "server_cpu",
     "handler",
+    "stub",
     "bg_cores",
     "vs_baseline",
     "goal",
@@ -453,6 +459,7 @@ def build_table(report: dict[str, Any]) -> str:
                 p99_ms=fmt(s["p99_ms"], ".2f"),
                 server_cpu=fmt(s["server_cpu_us"], ",.0f"),
                 handler=fmt(s.get("handler_us"), ",.0f", missing=""),
+                stub=fmt(s.get("helper_cpu_us"), ",.0f", missing="") if s["server"] == "targetd" else "",
                 bg_cores=fmt(max(0.0, s.get("other_cores", math.nan)), ".2f"),  # ±0.05: tick rounding
                 vs_baseline=f"{vs['rps']:.2f}x floor req/s, {vs['p99']:.2f}x floor p99" if vs else "",
                 goal=goal,
@@ -529,7 +536,7 @@ def build_table(report: dict[str, Any]) -> str:
         )
     )
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    right = {2, 3, 4, 5, 6, 7, 8}
+    right = {2, 3, 4, 5, 6, 7, 8, 9}
     lines = []
     for n, row in enumerate(rows):
         cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
@@ -602,6 +609,7 @@ def main() -> None:
         stub = ServerProcess(
             "stub", [sys.executable, str(BENCH / "stub_delivery.py")], cwd=REPO, log=tmp / "stub.log"
         ).start()
+        HELPER_PIDS.append(stub.pid)
         common = [
             "--client", cases.CLIENT,
             "--organization-id", cases.ORGANIZATION_ID,
@@ -708,7 +716,13 @@ def main() -> None:
             for server in servers:
                 server.stop()
             report["stub_requests"] = json.loads((stub.stop().strip().splitlines() or ["{}"])[-1])
-            report["targetd_log_tail"] = (tmp / "targetd.log").read_text()[-3000:]
+            log_text = (tmp / "targetd.log").read_text(errors="replace")
+            report["targetd_log_tail"] = log_text[-3000:]
+            # Everything should have gone to the loopback stand-in: name any other host targetd tried.
+            hosts = set(re.findall(r"https?://([A-Za-z0-9.-]+)", log_text))
+            report["external_hosts_attempted"] = sorted(
+                h for h in hosts if h not in {"127.0.0.1", "localhost"}
+            )
 
         grpc_report: dict[str, Any] = {key: s.summary() for key, s in scenarios.items()}
         for c in (1, 8):
@@ -817,6 +831,10 @@ def main() -> None:
     text = render_report(report)
     print(text)
     print(f"({report['elapsed_s']:.0f} s; JSON: {os.path.relpath(args.out, REPO)})")
+    if report.get("external_hosts_attempted"):
+        print(
+            f"WARNING: targetd tried to reach {', '.join(report['external_hosts_attempted'])}: see targetd_log_tail"
+        )
     if args.readme:
         update_readme(text)
         log("bench/README.md: latest figures updated")
