@@ -126,7 +126,7 @@ def test_rows_enqueued_after_close_are_kept_for_the_next_start(tmp_path: Path) -
 def test_workers_sharing_a_data_dir_get_their_own_outbox(tmp_path: Path) -> None:
     import os
 
-    from targetd_server.delivery.outbox import claim_outbox_path
+    from targetd_server.delivery.outbox_files import claim_outbox_path
 
     first, fd1 = claim_outbox_path(tmp_path)
     second, fd2 = claim_outbox_path(tmp_path)
@@ -140,7 +140,7 @@ def test_workers_sharing_a_data_dir_get_their_own_outbox(tmp_path: Path) -> None
 
 
 def test_rows_of_a_gone_worker_are_adopted(tmp_path: Path) -> None:
-    from targetd_server.delivery.outbox import claim_outbox_path
+    from targetd_server.delivery.outbox_files import claim_outbox_path
 
     with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
         api = _api(edge)

@@ -30,7 +30,6 @@ call it from any one thread (the event loop). :meth:`close` blocks: call it via 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import random
@@ -46,13 +45,14 @@ from typing import Final
 from prometheus_client import Counter, Gauge
 
 from targetd.v1 import delivery_pb2
+from targetd_server.delivery.outbox_files import adopt_orphans
 from targetd_server.engine.request import new_id
-from targetd_server.errors import OverloadedError, UpstreamRejectedError
+from targetd_server.errors import UpstreamRejectedError
 from targetd_server.metrics import REGISTRY
 
 log = logging.getLogger("targetd.outbox")
 
-__all__ = ["Outbox", "OutboxStats", "Sender", "claim_outbox_path"]
+__all__ = ["Outbox", "OutboxStats", "Sender"]
 
 Sender = Callable[[delivery_pb2.DeliveryRequest, str, "str | None", float], object]
 """``send(request, session_id, cluster, timeout_s)``: POST it; raises on failure (blocking)."""
@@ -93,28 +93,6 @@ CREATE INDEX IF NOT EXISTS outbox_live ON outbox (dead, id);
 _INSERT = (
     "INSERT INTO outbox (created_ns, session_id, cluster, telemetry_only, payload) VALUES (?, ?, ?, ?, ?)"
 )
-
-
-MAX_SLOTS: Final = 64
-
-
-def claim_outbox_path(directory: Path) -> tuple[Path, int]:
-    """An outbox file under ``directory`` that no other live process uses: ``outbox.sqlite3``, else
-    ``outbox-1.sqlite3``, ... Each is claimed with an exclusive ``flock`` on its ``.lock`` file, held until
-    the returned descriptor is closed (the process dies: the lock goes with it). So several workers sharing
-    one ``data_dir`` (SO_REUSEPORT) never send the same rows, and a restarted worker adopts the file of a
-    dead one. Raises :class:`OverloadedError` when all slots are taken."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for slot in range(MAX_SLOTS):
-        name = "outbox.sqlite3" if slot == 0 else f"outbox-{slot}.sqlite3"
-        fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return directory / name, fd
-    raise OverloadedError(f"all {MAX_SLOTS} outbox files in {directory} are in use; use another data_dir")
 
 
 @dataclass(slots=True)
@@ -298,56 +276,15 @@ class Outbox:
             reader.close()
 
     def _adopt_orphans(self, conn: sqlite3.Connection) -> int:
-        """Move the rows of outbox files that no live process holds (a worker that is gone) into this one;
-        returns how many. Not atomic across the two files (WAL): a crash in between can only duplicate
-        rows, which the at-least-once rule allows."""
-        moved = 0
-        for other in sorted(self.path.parent.glob("outbox*.sqlite3")):
-            if other == self.path:
-                continue
-            fd = os.open(f"{other}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            try:
-                moved += self._move_rows(conn, other)
-            except sqlite3.Error as exc:
-                log.warning("outbox: cannot adopt the rows of %s: %s", other, exc)
-            finally:
-                os.close(fd)
-        return moved
-
-    def _move_rows(self, conn: sqlite3.Connection, other: Path) -> int:
-        with self._lock:
-            conn.execute("ATTACH DATABASE ? AS orphan", (str(other),))
-            try:
-                tables = conn.execute("SELECT COUNT(*) FROM orphan.sqlite_master WHERE name = 'outbox'")
-                if not tables.fetchone()[0]:
-                    return 0
-                live, dead = conn.execute(
-                    "SELECT COALESCE(SUM(dead = 0), 0), COALESCE(SUM(dead = 1), 0) FROM orphan.outbox"
-                ).fetchone()
-                if not live and not dead:
-                    return 0
-                columns = (
-                    "created_ns, session_id, cluster, telemetry_only, attempts, dead, last_error, payload"
-                )
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute(
-                    f"INSERT INTO main.outbox ({columns}) SELECT {columns} FROM orphan.outbox ORDER BY id"
-                )
-                conn.execute("DELETE FROM orphan.outbox")
-                conn.execute("COMMIT")
-            finally:
-                conn.execute("DETACH DATABASE orphan")
-            self.stats.pending += int(live)
-            self.stats.dead += int(dead)
-            PENDING.set(self.stats.pending)
-            DEAD.set(self.stats.dead)
-        log.info("outbox: adopted %d rows of %s (its process is gone)", live + dead, other)
-        return int(live + dead)
+        """Take over the rows of outbox files whose process is gone (see ``outbox_files``)."""
+        live, dead = adopt_orphans(conn, self.path, self._lock)
+        if live or dead:
+            with self._lock:
+                self.stats.pending += live
+                self.stats.dead += dead
+                PENDING.set(self.stats.pending)
+                DEAD.set(self.stats.dead)
+        return live + dead
 
     def _groups(self, rows: list[tuple[int, str | None, str | None, int, bytes]]) -> list[_Group]:
         groups: list[_Group] = []

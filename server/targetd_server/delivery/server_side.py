@@ -27,7 +27,8 @@ from targetd_server.decisions.local import prepare_identity
 from targetd_server.delivery.build import build_delivery_request, validate_notifications
 from targetd_server.delivery.geo import GeoLookup
 from targetd_server.delivery.http import DeliveryApi
-from targetd_server.delivery.outbox import Outbox, claim_outbox_path
+from targetd_server.delivery.outbox import Outbox
+from targetd_server.delivery.outbox_files import claim_outbox_path
 from targetd_server.engine import TelemetryProvider, delivery_request_entry
 from targetd_server.engine.request import new_id
 from targetd_server.envelope import (
