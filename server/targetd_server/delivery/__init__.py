@@ -3,7 +3,8 @@ IP geo lookup, the location hint, and the durable outbox for on-device notificat
 
 Entry point for the Target client: :class:`ServerSide` (``server_side``). Parts: ``http`` (pooled HTTP
 client, host selection, errors), ``build`` (the Delivery request as the SDKs send it, notification
-validation), ``geo`` (cached IP lookups), ``outbox`` (SQLite, background sender), ``outbox_files`` (one file per live process, adoption).
+validation), ``geo`` (cached IP lookups), ``outbox`` (SQLite, background sender), ``outbox_files`` (one
+file per live process, adoption of the files of gone ones).
 """
 
 from targetd_server.delivery.build import build_delivery_request, valid_notification, validate_notifications
