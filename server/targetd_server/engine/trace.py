@@ -21,8 +21,8 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
-from targetd.v1 import delivery_pb2
 from targetd.json_format import message_to_dict
+from targetd.v1 import delivery_pb2
 from targetd_server.engine.artifact import CompiledArtifact, CompiledRule
 from targetd_server.engine.protoutil import fill_struct
 
