@@ -56,7 +56,8 @@ test-python: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-node: $(STAMP)
-	@if [ -f clients/node/package.json ]; then $(MAKE) -C clients/node test PYTHON_BIN=$(abspath $(BIN)); \
+	@# PYTHONPATH: the targetd processes the Node tests start get the tests' loopback-only network guard.
+	@if [ -f clients/node/package.json ]; then PYTHONPATH=$(abspath tests/netguard) $(MAKE) -C clients/node test PYTHON_BIN=$(abspath $(BIN)); \
 	else echo "no Node client yet"; fi
 
 test: lint test-python test-node

@@ -26,7 +26,15 @@ def test_importing_the_client_loads_grpc_and_protobuf_only() -> None:
     # grpcio itself imports its optional companions when they are installed (grpc_tools, grpc_health, ...)
     # and its own dependency typing_extensions; Cython and the interpreter add their bookkeeping modules.
     ours = {"targetd", "targetd_client"}
-    allowed = {"google", "typing_extensions", "__main__", "cython_runtime", "_distutils_hack"}
+    # sitecustomize is the test run's loopback-only network guard (tests/netguard).
+    allowed = {
+        "google",
+        "typing_extensions",
+        "__main__",
+        "cython_runtime",
+        "_distutils_hack",
+        "sitecustomize",
+    }
     unexpected = {name for name in loaded - ours - allowed if not name.startswith(("grpc", "_cython"))}
     assert not unexpected, unexpected
     assert "targetd_server" not in loaded
