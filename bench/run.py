@@ -242,6 +242,9 @@ class Scenario:
                 client_cpu_us=median([r["client_cpu_us"] for r in ok]),
                 other_cores=median([r["other_cores"] for r in ok]),
                 helper_cpu_us=median([r.get("helper_cpu_us", math.nan) for r in ok]),
+                kernel_cores=median([r.get("kernel_cores", math.nan) for r in ok]),
+                outbox_pending_after=median([r.get("outbox_pending_after", math.nan) for r in ok]),
+                outbox_drain_s=median([r.get("outbox_drain_s", math.nan) for r in ok]),
                 handler_us=median([r.get("handler_us", math.nan) for r in ok]),
                 rps_min=min(r["rps"] for r in ok),
                 rps_max=max(r["rps"] for r in ok),
@@ -255,6 +258,30 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def outbox_pending(metrics_address: str) -> float:
+    """targetd's ``targetd_outbox_pending`` gauge (NaN if unreadable)."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return math.nan
+    for line in text.splitlines():
+        if line.startswith("targetd_outbox_pending "):
+            return float(line.split()[1])
+    return math.nan
+
+
+def drain_outbox(server: ServerProcess, limit: float) -> tuple[float, float]:
+    """Wait (at most ``limit`` s) until the server's outbox has sent its backlog, so that one run's
+    notifications are not delivered during the next run; returns (rows pending at the start, seconds)."""
+    started = time.monotonic()
+    first = pending = outbox_pending(server.metrics_address)
+    while pending > 0 and time.monotonic() - started < limit:
+        time.sleep(0.1)
+        pending = outbox_pending(server.metrics_address)
+    return first, time.monotonic() - started
 
 
 def handler_seconds(metrics_address: str) -> dict[str, tuple[float, float]]:
@@ -326,6 +353,9 @@ def _run_once(scenario: Scenario, args: argparse.Namespace) -> None:
         ],
         timeout=args.warmup + args.duration + 60,
     )
+    if scenario.server.name == "targetd" and metrics_address:
+        # The backlog this run left for the outbox sender, and how long the sender took to clear it.
+        result["outbox_pending_after"], result["outbox_drain_s"] = drain_outbox(scenario.server, 15.0)
     if before:
         after = handler_seconds(metrics_address)
         method = "GetAttributes" if scenario.kind == "get_attributes" else "GetOffers"
@@ -397,6 +427,7 @@ HEADER = (
     "srv CPU µs",
     "handler µs",
     "stub µs",
+    "kernel cores",
     "bg cores",
     "vs baseline",
     "goal",
@@ -411,6 +442,7 @@ _KEYS = (
     "server_cpu",
     "handler",
     "stub",
+    "kernel",
     "bg_cores",
     "vs_baseline",
     "goal",
@@ -427,10 +459,11 @@ def build_table(report: dict[str, Any]) -> str:
     grpc_rows = report["grpc"]
     order: tuple[str, ...] = ("floor c1", "floor c8", "canned c1", "canned c8")
     order += (*(f"burn{us} c{c}" for us in BURN_US for c in (1, 8)), "exec c1", "exec c8")
+    order += ("deferred c1", "deferred c8")
     order += ("prefetch c1", "prefetch c8", "attrs c1", "attrs c8")
     for key in sorted(grpc_rows, key=lambda k: order.index(k) if k in order else len(order)):
         s = grpc_rows[key]
-        section = "2" if s["server"] == "targetd" else "1"
+        section = "2" if s["server"].startswith("targetd") else "1"
         goal = s.get("goal", "")
         if not s["ok"]:
             rows.append(
@@ -460,6 +493,7 @@ def build_table(report: dict[str, Any]) -> str:
                 server_cpu=fmt(s["server_cpu_us"], ",.0f"),
                 handler=fmt(s.get("handler_us"), ",.0f", missing=""),
                 stub=fmt(s.get("helper_cpu_us"), ",.0f", missing="") if s["server"] == "targetd" else "",
+                kernel=fmt(max(0.0, s.get("kernel_cores", math.nan)), ".2f"),
                 bg_cores=fmt(max(0.0, s.get("other_cores", math.nan)), ".2f"),  # ±0.05: tick rounding
                 vs_baseline=f"{vs['rps']:.2f}x floor req/s, {vs['p99']:.2f}x floor p99" if vs else "",
                 goal=goal,
@@ -477,7 +511,7 @@ def build_table(report: dict[str, Any]) -> str:
                     c="1",
                     p50_ms=fmt(p["p50_ms"], ".2f"),
                     p99_ms=fmt(p["p99_ms"], ".2f"),
-                    vs_baseline=", ".join(f"targetd c={c}: {r:,.0f}x" for c, r in ratios.items()),
+                    vs_baseline="targetd " + ", ".join(f"{c}: {r:,.0f}x" for c, r in ratios.items()),
                     goal=p.get("goal", ""),
                 )
             )
@@ -536,7 +570,7 @@ def build_table(report: dict[str, Any]) -> str:
         )
     )
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    right = {2, 3, 4, 5, 6, 7, 8, 9}
+    right = {2, 3, 4, 5, 6, 7, 8, 9, 10}
     lines = []
     for n, row in enumerate(rows):
         cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
@@ -634,6 +668,21 @@ def main() -> None:
             log=tmp / "targetd.log",
         )  # fmt: skip
         targetd.metrics_address = metrics_address
+        # The same targetd with the Delivery API unreachable (a closed loopback port): display notifications
+        # are still built and written to the outbox, but not sent (the sender backs off) - the like-for-like
+        # counterpart of the SDK peer, whose notification sender is a no-op (reference §9).
+        deferred = ServerProcess(
+            "targetd-deferred",
+            [
+                sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
+                "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "deferred-data"),
+                "--server-domain", f"127.0.0.1:{free_port()}", "--outbox-max-rows", "10000000",
+                "--metrics-listen", (deferred_metrics := f"127.0.0.1:{free_port()}"),
+            ],
+            cwd=REPO,
+            log=tmp / "targetd-deferred.log",
+        )  # fmt: skip
+        deferred.metrics_address = deferred_metrics
         canned = tmp / "canned-offers.bin"
         floor = ServerProcess(
             "floor",
@@ -643,7 +692,7 @@ def main() -> None:
             cwd=REPO,
             log=tmp / "floor.log",
         )  # fmt: skip
-        servers = [targetd, floor]
+        servers = [targetd, deferred, floor]
         files = request_files(tmp, artifact)
         try:
             targetd.start()
@@ -651,6 +700,8 @@ def main() -> None:
             report["targetd_ready"] = ready
             canned.write_bytes(canned_reply(targetd.address, files[cases.EXECUTE_1]))
             floor.start()
+            deferred.start()
+            wait_serving(deferred.address, timeout=30.0)
             log(
                 f"targetd on {targetd.address} ({'SERVING' if ready else 'never SERVING'}), floor on {floor.address}"
             )
@@ -681,6 +732,8 @@ def main() -> None:
                     files[cases.EXECUTE_1],
                     c,
                 )
+                add(f"deferred c{c}", "GetOffers execute 1 mbox, notification delivery deferred", deferred,
+                    "get_offers", files[cases.EXECUTE_1], c)  # fmt: skip
             for c in (1, 8):
                 add(
                     f"prefetch c{c}",
@@ -717,9 +770,11 @@ def main() -> None:
                 server.stop()
             report["stub_requests"] = json.loads((stub.stop().strip().splitlines() or ["{}"])[-1])
             log_text = (tmp / "targetd.log").read_text(errors="replace")
+            deferred_log = tmp / "targetd-deferred.log"
+            both = log_text + (deferred_log.read_text(errors="replace") if deferred_log.exists() else "")
             report["targetd_log_tail"] = log_text[-3000:]
             # Everything should have gone to the loopback stand-in: name any other host targetd tried.
-            hosts = set(re.findall(r"https?://([A-Za-z0-9.-]+)", log_text))
+            hosts = set(re.findall(r"https?://([A-Za-z0-9.-]+)", both))
             report["external_hosts_attempted"] = sorted(
                 h for h in hosts if h not in {"127.0.0.1", "localhost"}
             )
@@ -727,17 +782,17 @@ def main() -> None:
         grpc_report: dict[str, Any] = {key: s.summary() for key, s in scenarios.items()}
         for c in (1, 8):
             floor_s = grpc_report[f"floor c{c}"]
-            for key in (f"exec c{c}", f"prefetch c{c}", f"attrs c{c}"):
+            for key in (f"exec c{c}", f"deferred c{c}", f"prefetch c{c}", f"attrs c{c}"):
                 s = grpc_report[key]
                 if s["ok"] and floor_s["ok"]:
                     s["vs_floor"] = {"rps": s["rps"] / floor_s["rps"], "p99": s["p99_ms"] / floor_s["p99_ms"]}
-            e = grpc_report[f"exec c{c}"]
-            if "vs_floor" in e:
-                e["goal"] = verdict(
-                    e["vs_floor"]["rps"] >= GOAL_FLOOR_RPS and e["vs_floor"]["p99"] <= GOAL_FLOOR_P99
-                )
-            else:
-                e["goal"] = verdict(None)
+            for e in (grpc_report[f"exec c{c}"], grpc_report[f"deferred c{c}"]):
+                if "vs_floor" in e:
+                    e["goal"] = verdict(
+                        e["vs_floor"]["rps"] >= GOAL_FLOOR_RPS and e["vs_floor"]["p99"] <= GOAL_FLOOR_P99
+                    )
+                else:
+                    e["goal"] = verdict(None)
         report["grpc"] = grpc_report
 
         # 2b. the same handlers in-process, without gRPC (timed, and profiled with cProfile)
@@ -771,10 +826,17 @@ def main() -> None:
                         s = grpc_report[f"{key} c{c}"]
                         if s["ok"]:
                             decisions = s.get("reply", {}).get("decisions") or 1
-                            ratios[str(c)] = s["rps"] * decisions / p["decisions_per_s"]
-                    p["targetd_ratio"] = ratios
+                            ratios[f"c={c}"] = s["rps"] * decisions / p["decisions_per_s"]
                     if case == cases.EXECUTE_1:
-                        p["goal"] = verdict(min(ratios.values()) >= GOAL_PEER if len(ratios) == 2 else None)
+                        # Like for like: the SDK's sender is a no-op, so is targetd's delivery here.
+                        like = {}
+                        for c in (1, 8):
+                            s = grpc_report[f"deferred c{c}"]
+                            if s["ok"]:
+                                like[f"deferred c={c}"] = s["rps"] / p["decisions_per_s"]
+                        ratios.update(like)
+                        p["goal"] = verdict(min(like.values()) >= GOAL_PEER if len(like) == 2 else None)
+                    p["targetd_ratio"] = ratios
             report["peer"] = peer
 
         # 4. the engine alone
@@ -852,6 +914,16 @@ def render_report(report: dict[str, Any]) -> str:
         "telemetry off",
         report["table"],
     ]
+    backlog = [
+        f"{key}: {s['outbox_pending_after']:,.0f} rows, {s['outbox_drain_s']:.1f} s"
+        for key, s in report.get("grpc", {}).items()
+        if s.get("ok") and not math.isnan(s.get("outbox_pending_after", math.nan))
+    ]
+    if backlog:
+        lines.append(
+            "outbox backlog left by each targetd run (median), and the time its sender took to clear it:"
+        )
+        lines.append("  " + "; ".join(backlog))
     handler = report.get("handler", {})
     if handler.get("ok"):
         for case, h in handler["cases"].items():
