@@ -804,6 +804,9 @@ def main() -> None:
             timeout=600,
         )  # fmt: skip
 
+        log("one notification POST: DeliveryApi.post against the stand-in")
+        report["post_cost"] = run_json([sys.executable, str(BENCH / "post_cost.py")], timeout=300)
+
         # 3. the peer
         if sdk_python is None:
             report["peer"] = {"ok": False, "error": sdk_error}
@@ -924,6 +927,13 @@ def render_report(report: dict[str, Any]) -> str:
             "outbox backlog left by each targetd run (median), and the time its sender took to clear it:"
         )
         lines.append("  " + "; ".join(backlog))
+    post = report.get("post_cost", {})
+    if post.get("ok"):
+        lines.append(
+            f"one notification POST ({post['body_bytes']} B JSON) costs targetd {post['delivery_api_post_us']:.0f} µs "
+            f"CPU (DeliveryApi.post); with the session's trust_env off {post['trust_env_off_us']:.0f} µs; "
+            f"a bare urllib3 pool POST {post['urllib3_pool_us']:.0f} µs"
+        )
     handler = report.get("handler", {})
     if handler.get("ok"):
         for case, h in handler["cases"].items():
