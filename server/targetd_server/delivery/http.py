@@ -101,10 +101,33 @@ class DeliveryApi:
         cluster: str | None,
         timeout: float | None = None,
     ) -> delivery_pb2.DeliveryResponse:
-        """Send ``request``; blocks. ``timeout`` (seconds) defaults to the ``timeout`` option and bounds
-        the connect and each read. Raises :class:`UpstreamTimeoutError` (no answer in time),
-        :class:`UpstreamRejectedError` (a 4xx other than 408/425/429) or :class:`UpstreamError` (5xx,
+        """Send ``request`` and parse the answer; blocks. ``timeout`` (seconds) defaults to the ``timeout``
+        option and bounds the connect and each read. Raises :class:`UpstreamTimeoutError` (no answer in
+        time), :class:`UpstreamRejectedError` (a 4xx other than 408/425/429) or :class:`UpstreamError` (5xx,
         network, a body that is not a Delivery response)."""
+        status, text = self._exchange(request, session_id=session_id, cluster=cluster, timeout=timeout)
+        return _parse(text, status)
+
+    def send(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        *,
+        session_id: str,
+        cluster: str | None,
+        timeout: float | None = None,
+    ) -> None:
+        """Like :meth:`post` for a caller that needs only the acceptance (the outbox): the answer's body
+        is not parsed. Raises as :meth:`post` does for timeouts, rejections and failures."""
+        self._exchange(request, session_id=session_id, cluster=cluster, timeout=timeout)
+
+    def _exchange(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        *,
+        session_id: str,
+        cluster: str | None,
+        timeout: float | None,
+    ) -> tuple[int, str]:
         limit = self.settings.timeout / 1000 if timeout is None else max(0.001, timeout)
         params = {"imsOrgId": self.settings.organization_id, "sessionId": session_id}
         if self.settings.version:
@@ -140,7 +163,7 @@ class DeliveryApi:
                     body=summary,
                 )
             raise UpstreamError(message + " (retry later)", status=status, body=summary)
-        return _parse(text, status)
+        return status, text
 
     async def execute(
         self,

@@ -243,4 +243,4 @@ class ServerSide:
         self, request: delivery_pb2.DeliveryRequest, session_id: str, cluster: str | None, timeout: float
     ) -> None:
         """The outbox's sender (worker thread): one POST; raises the upstream errors."""
-        self.api.post(request, session_id=session_id, cluster=cluster, timeout=timeout)
+        self.api.send(request, session_id=session_id, cluster=cluster, timeout=timeout)
