@@ -2,9 +2,9 @@
 
 ``python bench/post_cost.py [--number N]`` starts ``stub_delivery.py``, builds the display-notification
 request of the benchmark's execute call with the engine (as the outbox would send it) and prints one JSON
-object: CPU µs of this process per ``DeliveryApi.post`` (targetd's Delivery API client as configured), the
-same with the session's ``trust_env`` off (no per-call proxy/netrc/CA-bundle lookups in the environment),
-and a bare ``urllib3.HTTPConnectionPool`` POST of the same JSON body (mapping included), for scale.
+object: CPU µs of this process per ``DeliveryApi.post`` (targetd's Delivery API client as configured, the
+answer parsed), per ``DeliveryApi.send`` (what the outbox sender calls: the answer not parsed), and a bare
+``urllib3.HTTPConnectionPool`` POST of the same JSON body (mapping included), for scale.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def measure(number: int) -> dict[str, Any]:
             body_bytes = len(json.dumps(message_to_dict(outbound), separators=(",", ":")))
             api = DeliveryApi(settings)
             as_configured = cpu_us(lambda: api.post(outbound, session_id="s", cluster=None), number)
-            api._session.trust_env = False  # a what-if, on this bench's own instance
-            no_env = cpu_us(lambda: api.post(outbound, session_id="s", cluster=None), number)
+            # What the outbox sender does: the same POST without parsing the answer.
+            unparsed = cpu_us(lambda: api.send(outbound, session_id="s", cluster=None), number)
             host, port = stub.address.rsplit(":", 1)
             pool = urllib3.HTTPConnectionPool(host, int(port), maxsize=1)
 
@@ -85,7 +85,7 @@ def measure(number: int) -> dict[str, Any]:
         "ok": True,
         "body_bytes": body_bytes,
         "delivery_api_post_us": as_configured,
-        "trust_env_off_us": no_env,
+        "send_us": unparsed,
         "urllib3_pool_us": bare_us,
     }
 
