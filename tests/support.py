@@ -55,6 +55,24 @@ async def eventually_async(
         await asyncio.sleep(interval)
 
 
+def wait_for_announcement(proc: subprocess.Popen[str], prefix: str, timeout: float) -> str | None:
+    """Read ``proc``'s stdout until a line starts with ``prefix`` (e.g. ``targetd listening on ``) and
+    return the address that ends it; None when the process exits or ``timeout`` seconds pass first."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith(prefix):
+                return line.split()[-1]
+            if not line and proc.poll() is not None:
+                return None
+        elif proc.poll() is not None:
+            return None
+    return None
+
+
 class TargetdProcess:
     """``targetd serve`` as a real child process on an ephemeral loopback port.
 
@@ -76,19 +94,10 @@ class TargetdProcess:
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, cwd=REPO
         )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                line = self.proc.stdout.readline()
-                if line.startswith("targetd listening on "):
-                    self.address = line.split()[-1]
-                    return self
-                if not line and self.proc.poll() is not None:
-                    break
-            elif self.proc.poll() is not None:
-                break
+        address = wait_for_announcement(self.proc, "targetd listening on ", self.start_timeout)
+        if address:
+            self.address = address
+            return self
         self.stop(kill=True)
         raise RuntimeError(f"targetd did not start: {self.stderr()}")
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from targetd_server.edge import EdgeServer, EdgeStore
-from tests.support import REPO, TargetdProcess, eventually
+from tests.support import REPO, TargetdProcess, eventually, wait_for_announcement
 
 SAMPLE = REPO / "deploy" / "sample"
 CLIENT = "acmeclient"
@@ -56,19 +54,10 @@ class EdgeProcess:
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=dict(os.environ)
         )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                line = self.proc.stdout.readline()
-                if line.startswith("targetd edge listening on "):
-                    self.port = int(line.rsplit(":", 1)[1])
-                    return self
-                if not line:
-                    break
-            if self.proc.poll() is not None:
-                break
+        address = wait_for_announcement(self.proc, "targetd edge listening on ", 20)
+        if address:
+            self.port = int(address.rsplit(":", 1)[1])
+            return self
         self.stop()
         raise RuntimeError("targetd edge did not start")
 
