@@ -140,7 +140,8 @@ class TargetClient:
         request = add_mboxes_to_request(call.mbox_names, call.request if call.HasField("request") else None)
         validate_delivery_request(request, present=True)
         envelope = await self._decide(request, call, time_remaining)
-        reply = service_pb2.GetAttributesResponse(envelope=envelope)
+        reply = service_pb2.GetAttributesResponse()
+        reply.envelope.CopyFrom(envelope)
         fill_attributes(reply.attributes, envelope.response)
         return reply
 

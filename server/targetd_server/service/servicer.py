@@ -29,7 +29,9 @@ class DecisioningServicer(pb_grpc.DecisioningServiceServicer):
     @maps_errors
     async def GetOffers(self, request: pb.GetOffersRequest, context: Context) -> pb.GetOffersResponse:
         envelope = await self._client.get_offers(request, time_remaining=context.time_remaining())
-        return pb.GetOffersResponse(envelope=envelope)
+        reply = pb.GetOffersResponse()
+        reply.envelope.CopyFrom(envelope)  # ~40% cheaper than the constructor's deep merge (bench/README.md)
+        return reply
 
     @maps_errors
     async def GetAttributes(
@@ -42,7 +44,9 @@ class DecisioningServicer(pb_grpc.DecisioningServiceServicer):
         self, request: pb.SendNotificationsRequest, context: Context
     ) -> pb.SendNotificationsResponse:
         envelope = await self._client.send_notifications(request, time_remaining=context.time_remaining())
-        return pb.SendNotificationsResponse(envelope=envelope)
+        reply = pb.SendNotificationsResponse()
+        reply.envelope.CopyFrom(envelope)
+        return reply
 
     @maps_errors
     async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.GetStatusResponse:
