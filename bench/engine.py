@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from inproc import median_us
 
 from targetd.v1 import delivery_pb2
 from targetd_client.json_format import parse_dict
@@ -80,18 +80,6 @@ def _request(body: dict[str, Any]) -> delivery_pb2.DeliveryRequest:
     return parse_dict({"id": VISITOR, "context": CONTEXT, **body}, delivery_pb2.DeliveryRequest())
 
 
-def _median_us(func: Callable[[], object], repeat: int, number: int) -> float:
-    for _ in range(max(number // 4, 10)):
-        func()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for _ in range(number):
-            func()
-        samples.append((time.perf_counter() - started) / number * 1e6)
-    return statistics.median(samples)
-
-
 def _logic_comparison(raw: dict[str, Any], artifact: Any, repeat: int) -> tuple[float, float | None]:
     """µs to evaluate every mbox condition of the artifact once: closures vs datalogic-py."""
     request = _request({"execute": {"mboxes": [{"name": "x", "parameters": {"foo": "bar"}}]}})
@@ -104,7 +92,7 @@ def _logic_comparison(raw: dict[str, Any], artifact: Any, repeat: int) -> tuple[
         for rule in rules:
             rule.evaluate(context)
 
-    closure_us = _median_us(closures, repeat, 200)
+    closure_us = median_us(closures, repeat, 200)[0]
     try:
         import datalogic_py  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
@@ -118,7 +106,7 @@ def _logic_comparison(raw: dict[str, Any], artifact: Any, repeat: int) -> tuple[
         for rule in compiled:
             rule.evaluate(context)
 
-    return closure_us, _median_us(datalogic, repeat, 200)
+    return closure_us, median_us(datalogic, repeat, 200)[0]
 
 
 def main() -> None:
@@ -159,7 +147,7 @@ def main() -> None:
         def call(r: delivery_pb2.DeliveryRequest = request) -> object:
             return decide(artifact, r, client=CLIENT)
 
-        per_call = _median_us(call, args.repeat, args.number)
+        per_call = median_us(call, args.repeat, args.number)[0]
         adobe = baseline.get(name)
         adobe_text = f"{adobe:,.0f} ({adobe / per_call:,.0f}x)" if adobe else "n/a"
         print(f"{name:<28}{per_call:>10.1f}{decisions:>11}{per_call / decisions:>13.1f}{adobe_text:>34}")

@@ -7,27 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.delivery.support import EdgeProcess, targetd
+from tests.delivery.support import EdgeProcess
 from tests.support import REPO, TargetdProcess, eventually
 
 BUF = Path(sys.executable).parent / "buf"
-
-
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
-    with EdgeProcess(tmp_path_factory.mktemp("edge")) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def server(edge: EdgeProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetdProcess]:
-    with targetd(edge, tmp_path_factory.mktemp("targetd"), "on-device") as process:
-        yield process
 
 
 def test_python_example(server: TargetdProcess, edge: EdgeProcess) -> None:

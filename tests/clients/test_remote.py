@@ -22,20 +22,8 @@ from targetd_client import (
     TargetClient,
     UnavailableError,
 )
-from tests.delivery.support import EdgeProcess, targetd
+from tests.delivery.support import EdgeProcess
 from tests.support import TargetdProcess, eventually
-
-
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
-    with EdgeProcess(tmp_path_factory.mktemp("edge")) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def server(edge: EdgeProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetdProcess]:
-    with targetd(edge, tmp_path_factory.mktemp("targetd"), "on-device") as process:
-        yield process
 
 
 @pytest.fixture
