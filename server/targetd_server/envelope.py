@@ -129,6 +129,14 @@ class RequestIdentity:
             request.id.tnt_id = self.device_id
 
 
+def call_cookie_and_session(call: Any) -> tuple[str | None, str | None]:
+    """The ``target_cookie`` and ``session_id`` options of a GetOffers / GetAttributes / SendNotifications
+    request, None where the caller did not set them."""
+    cookie = call.target_cookie if call.HasField("target_cookie") else None
+    session = call.session_id if call.HasField("session_id") else None
+    return cookie, session
+
+
 def resolve_identity(
     target_cookie: str | None,
     *,

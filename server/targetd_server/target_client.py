@@ -22,7 +22,7 @@ from targetd_server.config import Settings
 from targetd_server.decisions.local import LocalOutcome, decide_locally
 from targetd_server.delivery import ServerSide
 from targetd_server.engine import TelemetryProvider, has_remote_dependency, needs_geo_lookup
-from targetd_server.envelope import add_mboxes_to_request, fill_attributes
+from targetd_server.envelope import add_mboxes_to_request, call_cookie_and_session, fill_attributes
 from targetd_server.errors import NotReadyError
 from targetd_server.events import EventBus
 from targetd_server.validation import validate_delivery_request
@@ -165,10 +165,11 @@ class TargetClient:
             if method == delivery_pb2.DECISIONING_METHOD_HYBRID and not dependency.remote_needed:
                 return (await self._on_device(request, call, time_remaining)).envelope
             remote_mboxes, remote_views = dependency.remote_mboxes, dependency.remote_views
+        cookie, session = call_cookie_and_session(call)
         return await self.remote.decide(
             request,
-            target_cookie=call.target_cookie if call.HasField("target_cookie") else None,
-            session_id=call.session_id if call.HasField("session_id") else None,
+            target_cookie=cookie,
+            session_id=session,
             location_hint=call.target_location_hint or None,
             customer_ids=call.customer_ids,
             time_remaining=time_remaining,
@@ -201,12 +202,13 @@ class TargetClient:
         geo = None
         if needs_geo_lookup(snapshot.compiled, request):
             geo = await self.remote.lookup_geo(request, time_remaining)
+        cookie, session = call_cookie_and_session(call)
         outcome = decide_locally(
             request,
             snapshot,
             settings=self.settings,
-            target_cookie=call.target_cookie if call.HasField("target_cookie") else None,
-            session_id=call.session_id if call.HasField("session_id") else None,
+            target_cookie=cookie,
+            session_id=session,
             location_hint=call.target_location_hint or self.remote.location_hint,
             geo=geo,
             telemetry=self.telemetry,

@@ -33,6 +33,7 @@ from targetd_server.engine import TelemetryProvider, delivery_request_entry
 from targetd_server.engine.request import new_id
 from targetd_server.envelope import (
     build_envelope,
+    call_cookie_and_session,
     cluster_from_device_id,
     cluster_from_edge_host,
     create_location_hint_cookie,
@@ -203,10 +204,11 @@ class ServerSide:
                 "and a click or display type)",
                 field="request.notifications",
             )
+        cookie, session = call_cookie_and_session(call)
         return await self.decide(
             request,
-            target_cookie=call.target_cookie if call.HasField("target_cookie") else None,
-            session_id=call.session_id if call.HasField("session_id") else None,
+            target_cookie=cookie,
+            session_id=session,
             location_hint=call.target_location_hint or None,
             customer_ids=call.customer_ids,
             time_remaining=time_remaining,
