@@ -5,11 +5,12 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY clients/python clients/python
+# The protocol (targetd-api) and the server only: no Python client, no local edge stand-in (tools/edge).
+COPY api/python api/python
 COPY server server
 COPY pyproject.toml README.md ./
 RUN python -m venv /opt/targetd \
- && /opt/targetd/bin/pip install ./clients/python . \
+ && /opt/targetd/bin/pip install ./api/python . \
  && find /opt/targetd -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM python:3.11-slim

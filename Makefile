@@ -13,10 +13,10 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml api/python/pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e clients/python -e '.[dev]'
+	$(BIN)/python -m pip install -q -e api/python -e clients/python -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,7 +28,7 @@ protos: $(STAMP)
 ## Fail when the committed stubs differ from what the protos generate.
 check-protos: $(STAMP)
 	@tmp=$$(mktemp -d); VENV_BIN=$(abspath $(BIN)) protos/generate.sh $$tmp >/dev/null; \
-	if diff -r -q -x __pycache__ $$tmp/targetd/v1 clients/python/src/targetd/v1; then echo "generated stubs are fresh"; rm -rf $$tmp; \
+	if diff -r -q -x __pycache__ $$tmp/targetd/v1 api/python/src/targetd/v1; then echo "generated stubs are fresh"; rm -rf $$tmp; \
 	else rm -rf $$tmp; echo "generated stubs are stale: run 'make protos' and commit the result" >&2; exit 1; fi
 
 ## Refresh the configuration table in README.md from the Settings definition.

@@ -65,7 +65,8 @@ def _requests(artifact: dict[str, Any]) -> dict[str, bytes]:
 
 def _short(key: tuple[str, int, str], repo: str) -> str:
     file, _line, func = key
-    for marker in (repo + "/server/", repo + "/clients/python/src/", "site-packages/", "lib/python3.11/"):
+    markers = (repo + "/server/", repo + "/api/python/src/", repo + "/clients/python/src/")
+    for marker in (*markers, "site-packages/", "lib/python3.11/"):
         if marker in file:
             file = file.split(marker, 1)[1]
             break

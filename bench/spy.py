@@ -48,6 +48,7 @@ def _short(frame: str, repo: Path) -> str:
     file = match["file"]
     for marker in (
         str(repo) + "/server/",
+        str(repo) + "/api/python/src/",
         str(repo) + "/clients/python/src/",
         "site-packages/",
         "lib/python3",

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Generate the Python stubs (+ typed .pyi) for protos/targetd/v1 into the directory given (default: the
-# Python client's source tree, where they are committed). Used by `make protos` and `make check-protos`.
+# targetd-api distribution's source tree, api/python/src, where they are committed). Used by `make protos`
+# and `make check-protos`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-"$here/../clients/python/src"}
+out=${1:-"$here/../api/python/src"}
 bin=${VENV_BIN:-"$here/../.venv/bin"}
 wkt=$("$bin/python" -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 mkdir -p "$out/targetd/v1"
