@@ -13,10 +13,10 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
 
-$(STAMP): pyproject.toml api/python/pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml api/python/pyproject.toml clients/python/pyproject.toml tools/edge/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e api/python -e clients/python -e '.[dev]'
+	$(BIN)/python -m pip install -q -e api/python -e clients/python -e tools/edge -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -63,9 +63,10 @@ test-node: $(STAMP)
 test: lint test-python test-node
 
 ## Start targetd on the offline default (the bundled sample artifact, on-device), with the LOCAL Target
-## stand-in `targetd edge` on 127.0.0.1:8087 answering artifact, geo and Delivery API calls (docs/remote.md).
+## stand-in `targetd-edge` (tools/edge) on 127.0.0.1:8087 answering artifact, geo and Delivery API calls
+## (docs/remote.md).
 run: $(STAMP)
-	@$(BIN)/targetd edge --root deploy/sample --listen 127.0.0.1:8087 --data-dir .targetd-data/edge & \
+	@$(BIN)/targetd-edge --root deploy/sample --listen 127.0.0.1:8087 --data-dir .targetd-data/edge & \
 	edge=$$!; trap 'kill $$edge 2>/dev/null' EXIT INT TERM; \
 	for i in $$(seq 50); do $(BIN)/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8087/_edge/health', timeout=1)" 2>/dev/null && break; sleep 0.1; done; \
 	$(BIN)/targetd serve --config deploy/dev.yaml

@@ -49,10 +49,7 @@ def main() -> None:
     # The edge stand-in in its own process, as in the tests (an in-process one would share our GIL).
     edge_proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "targetd_server.main",
-            "edge",
+            str(Path(sys.executable).with_name("targetd-edge")),
             "--listen",
             "127.0.0.1:0",
             "--root",

@@ -1,5 +1,7 @@
 """The ``targetd`` command: ``targetd serve`` runs the service; ``targetd probe`` checks a running one's
-gRPC health (for container health checks and orchestrator exec probes)."""
+gRPC health (for container health checks and orchestrator exec probes).
+
+The local Target stand-in is not a subcommand: it is the development tool ``targetd-edge`` (tools/edge)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from targetd_server import __version__
 from targetd_server.config import add_arguments, load_settings
-from targetd_server.edge import cli as edge_cli
 from targetd_server.errors import ConfigError
 from targetd_server.logs import configure_logging
 from targetd_server.service.server import serve
@@ -28,10 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     probe = commands.add_parser("probe", help="exit 0 when the service at --address reports SERVING")
     probe.add_argument("--address", default="127.0.0.1:50051", help="host:port of a running targetd")
     probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
-    edge = commands.add_parser(
-        "edge", help="run a LOCAL STAND-IN for Adobe Target (development and tests only; docs/remote.md)"
-    )
-    edge_cli.add_arguments(edge)
     return parser
 
 
@@ -67,9 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "probe":
         return probe(args.address, args.timeout)
-    if args.command == "edge":
-        configure_logging("info", "text")
-        return edge_cli.run(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

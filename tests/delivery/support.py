@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from targetd_server.edge import EdgeServer, EdgeStore
+from targetd_edge import EdgeServer, EdgeStore
 from tests.support import REPO, TargetdProcess, eventually, wait_for_announcement
 
 SAMPLE = REPO / "deploy" / "sample"
@@ -23,8 +23,12 @@ CLIENT = "acmeclient"
 ORG = "1234567890@AdobeOrg"
 
 
+# The ``targetd-edge`` console script (tools/edge) of the interpreter running the tests.
+EDGE_COMMAND = str(Path(sys.executable).with_name("targetd-edge"))
+
+
 class EdgeProcess:
-    """``targetd edge`` as a child process on an ephemeral loopback port (context manager)."""
+    """``targetd-edge`` as a child process on an ephemeral loopback port (context manager)."""
 
     def __init__(self, data_dir: Path, *, root: Path = SAMPLE, extra: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
@@ -39,10 +43,7 @@ class EdgeProcess:
 
     def start(self) -> EdgeProcess:
         cmd = [
-            sys.executable,
-            "-m",
-            "targetd_server.main",
-            "edge",
+            EDGE_COMMAND,
             "--listen",
             "127.0.0.1:0",
             "--root",

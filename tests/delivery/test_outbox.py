@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from targetd.v1 import delivery_pb2
+from targetd_edge import EdgeServer, Fault
 from targetd_server.config import Settings
 from targetd_server.delivery import DeliveryApi, Outbox
-from targetd_server.edge import EdgeServer, Fault
 from tests.delivery.support import CLIENT, ORG, SAMPLE, edge_in_process
 from tests.support import eventually
 

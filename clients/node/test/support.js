@@ -1,5 +1,5 @@
 'use strict';
-// Real processes for the tests: the local Target edge stand-in (`targetd edge`) and `targetd serve`, both on
+// Real processes for the tests: the local Target edge stand-in (`targetd-edge`) and `targetd serve`, both on
 // ephemeral loopback ports, started from PYTHON_BIN (the project's virtualenv bin directory).
 
 const { spawn } = require('node:child_process');
@@ -11,9 +11,9 @@ const http = require('node:http');
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const PYTHON_BIN = process.env.PYTHON_BIN || path.join(REPO, '.venv', 'bin');
 
-function start(args, banner) {
+function start(program, args, banner) {
   return new Promise((resolve, reject) => {
-    const child = spawn(path.join(PYTHON_BIN, 'targetd'), args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(path.join(PYTHON_BIN, program), args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     const timer = setTimeout(() => {
@@ -49,8 +49,8 @@ function stop(child) {
 
 async function startEdge() {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'targetd-node-edge-'));
-  const args = ['edge', '--listen', '127.0.0.1:0', '--root', path.join(REPO, 'deploy', 'sample'), '--data-dir', data];
-  return start(args, 'targetd edge listening on');
+  const args = ['--listen', '127.0.0.1:0', '--root', path.join(REPO, 'deploy', 'sample'), '--data-dir', data];
+  return start('targetd-edge', args, 'targetd edge listening on');
 }
 
 async function startTargetd(edgeAddress, ...extra) {
@@ -62,7 +62,7 @@ async function startTargetd(edgeAddress, ...extra) {
     '--server-domain', edgeAddress, '--edge-host-template', `localhost:${port}`, '--secure', 'false',
     '--polling-interval', '0', '--data-dir', data, '--log-format', 'text', ...extra,
   ];
-  return start(args, 'targetd listening on');
+  return start('targetd', args, 'targetd listening on');
 }
 
 function getJson(url) {

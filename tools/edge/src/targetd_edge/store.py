@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from targetd.json_format import message_to_dict
 from targetd.v1 import delivery_pb2
-from targetd_client.json_format import message_to_dict
 
 __all__ = ["EdgeStore"]
 

@@ -1,4 +1,4 @@
-"""``targetd edge``: run the local Target stand-in (development and tests only; see ``edge.server``).
+"""``targetd-edge``: run the local Target stand-in (development and tests only; see ``targetd_edge.server``).
 
 Prints ``targetd edge listening on HOST:PORT`` on stdout once bound (``--listen 127.0.0.1:0`` picks a
 free port), and runs until SIGTERM/SIGINT.
@@ -12,11 +12,13 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from targetd_server.edge.server import EdgeServer
-from targetd_server.edge.store import EdgeStore
+from targetd_edge.server import EdgeServer
+from targetd_edge.store import EdgeStore
+from targetd_server.logs import configure_logging
 
 log = logging.getLogger("targetd.edge")
 
@@ -25,8 +27,18 @@ BANNER = (
 )
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The ``targetd-edge`` command line."""
+    parser = argparse.ArgumentParser(
+        prog="targetd-edge",
+        description="a LOCAL STAND-IN for Adobe Target (development and tests only; docs/remote.md)",
+    )
+    add_arguments(parser)
+    return parser
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``targetd edge`` flags."""
+    """The ``targetd-edge`` flags."""
     parser.add_argument("--listen", default="127.0.0.1:8087", help="host:port (port 0: any free port)")
     parser.add_argument(
         "--root", default="deploy/sample", help="directory of {client}/{environment}/v1/[token/]rules.json"
@@ -71,3 +83,14 @@ def run(args: argparse.Namespace) -> int:
     server.server_close()
     store.close()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``targetd-edge`` console script: parse the flags, log as text, serve until stopped."""
+    args = build_parser().parse_args(argv)
+    configure_logging("info", "text")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``targetd edge``: a LOCAL STAND-IN for Adobe Target, for development and tests only — never a production
+"""``targetd-edge``: a LOCAL STAND-IN for Adobe Target, for development and tests only — never a production
 endpoint. It answers what targetd calls, on loopback, with no account and no network:
 
 * ``GET /{client}/{environment}/v1/[{token}/]rules.json`` — artifacts from a directory, with a strong
@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from targetd.json_format import message_to_dict, parse_dict
 from targetd.v1 import delivery_pb2
-from targetd_client.json_format import message_to_dict, parse_dict
+from targetd_edge.store import EdgeStore
 from targetd_server import __version__
-from targetd_server.edge.store import EdgeStore
 from targetd_server.engine import (
     CompiledArtifact,
     EngineError,
