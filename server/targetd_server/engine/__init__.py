@@ -29,12 +29,13 @@ from targetd_server.engine.errors import (
     RequestValidationError,
     UnsupportedArtifactVersionError,
 )
-from targetd_server.engine.geo import geo_from_lookup, needs_geo_lookup
+from targetd_server.engine.geo import UNKNOWN_IP_ADDRESS, geo_from_lookup, needs_geo_lookup
 from targetd_server.engine.notifications import build_notification_request
 from targetd_server.engine.remote import RemoteDependency, has_remote_dependency
 from targetd_server.engine.telemetry import TelemetryProvider, delivery_request_entry
 
 __all__ = [
+    "UNKNOWN_IP_ADDRESS",
     "ArtifactError",
     "CompiledArtifact",
     "CompiledRule",
