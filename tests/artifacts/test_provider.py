@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,23 @@ def pending(subscription: Subscription) -> list[pb.Event]:
     return events
 
 
+_OPENED: list[ArtifactProvider] = []
+
+
+@pytest.fixture(autouse=True)
+async def _stop_opened_providers() -> AsyncIterator[None]:
+    """Every provider of :func:`provider_for` is stopped (its HTTP client closed) on the test's loop."""
+    yield
+    while _OPENED:
+        await _OPENED.pop().stop()
+
+
 async def provider_for(
     tmp_path: Path, location: str, **overrides: Any
 ) -> tuple[ArtifactProvider, Subscription]:
     bus = EventBus()
     provider = ArtifactProvider(settings(tmp_path, artifact_location=location, **overrides), bus)
+    _OPENED.append(provider)
     subscription = bus.subscribe()
     assert [e.type for e in await take(subscription, 1)] == [pb.EVENT_TYPE_STATE]
     return provider, subscription
@@ -99,7 +112,6 @@ async def test_download_with_etag_then_304_keeps_the_snapshot(tmp_path: Path, cd
     assert provider.location == f"{cdn.base}/acmeclient/production/v1/rules.json"
     await provider.start()
     snapshot = await eventually_async(lambda: _value(provider.snapshot))
-    await provider.stop()
     assert cdn.requests[0].path == "/acmeclient/production/v1/rules.json"
     assert "If-None-Match" not in cdn.requests[0].headers
     info = snapshot.info
@@ -120,6 +132,7 @@ async def test_download_with_etag_then_304_keeps_the_snapshot(tmp_path: Path, cd
     assert cdn.requests[-1].headers.get("If-None-Match") == '"rev-1"'
     assert provider.snapshot is snapshot  # 304: nothing swapped, nothing published
     assert pending(sub) == []
+    await provider.stop()
 
 
 async def test_changed_artifact_is_swapped_in_one_piece(tmp_path: Path, cdn: FakeCdn) -> None:

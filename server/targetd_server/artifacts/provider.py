@@ -10,8 +10,9 @@ before waiting for the next poll. A fetched artifact is parsed
 and compiled in a worker thread and installed with one assignment of :attr:`ArtifactProvider.snapshot`;
 anything that fails on the way leaves the current snapshot in place.
 
-Loop affinity: construct, start, stop and read on the server's event loop; blocking work (HTTP, file I/O,
-JSON parsing, compiling) runs in worker threads via ``asyncio.to_thread``, so the loop never blocks.
+Loop affinity: construct, start, stop and read on the server's event loop; the download is awaited on the
+loop (aiohttp, :mod:`targetd_server.artifacts.sources`); blocking work (file I/O, JSON parsing, compiling)
+runs in worker threads via ``asyncio.to_thread``, so the loop never blocks.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class ArtifactProvider:
         if self._saving is not None and not self._saving.done():
             await asyncio.wait([self._saving], timeout=SAVE_TIMEOUT)
         if self._source is not None:
-            self._source.close()
+            await self._source.aclose()
 
     # ------------------------------------------------------------------------------------ polling
 
@@ -201,7 +202,7 @@ class ArtifactProvider:
         current = self.snapshot
         etag = current.etag if current is not None else None
         try:
-            result = await asyncio.to_thread(self._download, source, etag)
+            result = await self._download(source, etag)
         except ArtifactFetchError as error:
             self._failed(error, self.location)
             return error
@@ -237,15 +238,17 @@ class ArtifactProvider:
             await asyncio.shield(self._saving)
         return None
 
-    def _download(self, source: Source, etag: str | None) -> _Compiled | None:
-        """Worker thread: fetch, parse, compile. None when not modified."""
+    async def _download(self, source: Source, etag: str | None) -> _Compiled | None:
+        """Fetch (on the loop), then parse and compile in a worker thread. None when not modified."""
         started = time.perf_counter()
-        fetched: Fetched = source.fetch(etag)
+        fetched: Fetched = await source.fetch(etag)
         if fetched.body is None:
             return None
         self._downloads += 1
         downloaded = time.perf_counter()
-        result = self._compile(fetched.body, fetched.etag, fetched.headers, self.location)
+        result = await asyncio.to_thread(
+            self._compile, fetched.body, fetched.etag, fetched.headers, self.location
+        )
         return replace(
             result,
             download_ms=(downloaded - started) * 1000,

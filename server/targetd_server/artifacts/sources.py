@@ -3,33 +3,30 @@
 * :func:`artifact_location` — the configured ``artifact_location`` (http, https, ``file://`` or a path), or
   the Target CDN URL ``https://{cdn host}/{client}/{environment}/v1/[{property token}/]rules.json``.
 * :func:`initial_payload` — ``artifact_payload``, inline JSON or ``@path``.
-* :class:`HttpSource` / :class:`FileSource` — one blocking fetch, with ``If-None-Match`` / ETag for HTTP.
+* :class:`HttpSource` / :class:`FileSource` — one fetch, with ``If-None-Match`` / ETag for HTTP.
 
-Thread affinity: the sources block (HTTP, file reads); call :meth:`fetch` from a worker thread
-(``asyncio.to_thread``), one call at a time per source. They raise :class:`ArtifactFetchError`.
+Loop affinity: ``await source.fetch(etag)`` and ``await source.aclose()`` on the event loop, one fetch at a
+time per source. HTTP goes through a :class:`~targetd_server.transport.HttpClient` (aiohttp), the body read
+as a capped stream (:func:`~targetd_server.transport.read_capped`); file reads run in a worker thread
+(``asyncio.to_thread``). They raise :class:`ArtifactFetchError`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 from urllib.parse import unquote, urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+import aiohttp
 
 from targetd.v1 import decisioning_service_pb2 as pb
-from targetd_server import __version__
 from targetd_server.config import Settings
 from targetd_server.errors import UpstreamError
+from targetd_server.transport import BodyTooLargeError, HttpClient, cdn_base, read_capped
 
-CDN_HOSTS: Final = {
-    "production": "assets.adobetarget.com",
-    "staging": "assets.staging.adobetarget.com",
-    "development": "assets.staging.adobetarget.com",
-}
 # The SDKs' messages (reference §4.1), verbatim.
 NOT_AUTHORIZED: Final = (
     "Artifact request is not authorized. This is likely due to On-Device-Decisioning being disabled in "
@@ -57,20 +54,12 @@ class ArtifactFetchError(UpstreamError):
         return pb.EventError(kind=self.kind, message=str(self), http_status=self.status or 0)
 
 
-def _cdn_base(settings: Settings) -> str:
-    base = settings.cdn_base_path
-    if base:
-        return base.rstrip("/") if "://" in base else "https://" + base.strip("/")
-    host = CDN_HOSTS.get(settings.cdn_environment.lower(), CDN_HOSTS["production"])
-    return "https://" + host
-
-
 def artifact_location(settings: Settings) -> str:
     """The location to fetch: ``artifact_location`` as configured, else the CDN URL (reference §4.1)."""
     if settings.artifact_location:
         return settings.artifact_location
     parts = [
-        _cdn_base(settings),
+        cdn_base(settings),
         settings.client,
         settings.environment,
         "v1",
@@ -125,56 +114,65 @@ class Source(Protocol):
 
     location: str
 
-    def fetch(self, etag: str | None) -> Fetched:
-        """Fetch; ``etag`` is the revision held now (sent as If-None-Match). Blocks."""
+    async def fetch(self, etag: str | None) -> Fetched:
+        """Fetch; ``etag`` is the revision held now (sent as If-None-Match)."""
         ...
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release pooled resources."""
         ...
 
 
 class HttpSource:
-    """HTTP(S) with one pooled :class:`requests.Session`; no urllib3 retries (the provider retries)."""
+    """HTTP(S) through one pooled :class:`~targetd_server.transport.HttpClient`; no retries (the provider
+    retries). ``connect_timeout`` bounds getting a connection (DNS, TCP, TLS), ``read_timeout`` each wait
+    for data; ``max_bytes`` (None: no cap) refuses a larger body."""
 
-    def __init__(self, location: str, *, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(
+        self,
+        location: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_bytes: int | None = None,
+    ) -> None:
         self.location = location
-        self._timeout = (connect_timeout, read_timeout)
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = f"targetd/{__version__}"
+        self.max_bytes = max_bytes
+        self._http = HttpClient(
+            limit=2, timeout=aiohttp.ClientTimeout(connect=connect_timeout, sock_read=read_timeout)
+        )
 
-    def fetch(self, etag: str | None) -> Fetched:
+    async def fetch(self, etag: str | None) -> Fetched:
         headers = {"If-None-Match": etag} if etag else {}
         try:
-            response = self._session.get(self.location, headers=headers, timeout=self._timeout)
-            body = response.content
-        except requests.Timeout as exc:
+            async with self._http.request("GET", self.location, headers=headers) as response:
+                status = response.status
+                if status == 304 and etag:
+                    return Fetched(None, etag, dict(response.headers))
+                if status == 403:
+                    raise ArtifactFetchError("http_status", NOT_AUTHORIZED, status=status)
+                if status != 200:
+                    raise ArtifactFetchError(
+                        "http_status",
+                        NON_200.format(status=status),
+                        status=status,
+                        retryable=status >= 500 or status < 200 or status == 429,
+                    )
+                body = await read_capped(response, self.max_bytes)
+                return Fetched(body, response.headers.get("ETag") or None, dict(response.headers))
+        except TimeoutError as exc:  # (aiohttp's timeout errors are TimeoutErrors)
             raise ArtifactFetchError(
                 "timeout", f"artifact request timed out ({exc.__class__.__name__})", retryable=True
             ) from None
-        except requests.RequestException as exc:
+        except BodyTooLargeError as exc:
+            raise ArtifactFetchError("invalid_artifact", f"artifact refused: {exc}") from None
+        except aiohttp.ClientError as exc:
             raise ArtifactFetchError(
                 "network", f"artifact request failed: {_reason(exc)}", retryable=True
             ) from None
-        status = response.status_code
-        if status == 304 and etag:
-            return Fetched(None, etag, dict(response.headers))
-        if status == 403:
-            raise ArtifactFetchError("http_status", NOT_AUTHORIZED, status=status)
-        if status != 200:
-            raise ArtifactFetchError(
-                "http_status",
-                NON_200.format(status=status),
-                status=status,
-                retryable=status >= 500 or status < 200 or status == 429,
-            )
-        return Fetched(body, response.headers.get("ETag") or None, dict(response.headers))
 
-    def close(self) -> None:
-        self._session.close()
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
 
 def _reason(exc: BaseException) -> str:
@@ -189,9 +187,9 @@ class FileSource:
         self.location = location
         self.path = file_path(location)
 
-    def fetch(self, etag: str | None) -> Fetched:
+    async def fetch(self, etag: str | None) -> Fetched:
         try:
-            body = self.path.read_bytes()
+            body = await asyncio.to_thread(self.path.read_bytes)
         except OSError as exc:
             raise ArtifactFetchError(
                 "file", f"artifact file {self.path} cannot be read ({exc.strerror}); fix artifact_location"
@@ -199,7 +197,7 @@ class FileSource:
         digest = file_revision(body)
         return Fetched(None if digest == etag else body, digest)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         pass
 
 
@@ -209,7 +207,7 @@ def file_revision(body: bytes) -> str:
 
 
 def make_source(settings: Settings) -> Source:
-    """The source for the configured location (pooled session for HTTP)."""
+    """The source for the configured location (a pooled HTTP client for HTTP)."""
     location = artifact_location(settings)
     if is_remote(location):
         return HttpSource(
