@@ -1,29 +1,34 @@
 """Remote-side figures, one run, each beside its baseline (``.venv/bin/python bench/remote.py``):
 
-* Delivery API call through :class:`DeliveryApi` (proto → JSON → pooled requests → JSON → proto) vs. a bare
-  pooled ``requests`` POST of the same JSON body, both against the local edge stand-in on loopback;
+* Delivery API call through :class:`DeliveryApi` (proto → JSON → pooled aiohttp → JSON → proto) vs. a bare
+  pooled ``aiohttp`` POST of the same JSON body, both against the local edge stand-in on loopback;
 * outbox ``enqueue`` (one INSERT + commit, WAL, real file) vs. a bare SQLite INSERT + commit;
 * outbox drain rate to the edge stand-in (rows/s with the default concurrency).
+
+The api lives on an event loop in a thread of its own, as in the server; the outbox's worker threads send
+through it (``DeliveryApi.send``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-import requests
+import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from targetd.json_format import message_to_dict, parse_dict  # noqa: E402
 from targetd.v1 import delivery_pb2  # noqa: E402
-from targetd_client.json_format import message_to_dict, parse_dict  # noqa: E402
 from targetd_server.config import Settings  # noqa: E402
 from targetd_server.delivery import DeliveryApi, Outbox  # noqa: E402
 
@@ -70,25 +75,39 @@ def main() -> None:
         server_domain=f"127.0.0.1:{port}",
         secure=False,
     )
-    api = DeliveryApi(settings)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="bench-loop", daemon=True)
+    thread.start()
     request = parse_dict(REQUEST, delivery_pb2.DeliveryRequest())
     body = json.dumps(message_to_dict(request)).encode()
-    session = requests.Session()
     url = f"http://127.0.0.1:{port}/rest/v1/delivery"
     n = 300
-    for _ in range(30):
-        api.post(request, session_id="s", cluster=None)
-        session.post(url, params={"imsOrgId": "o", "sessionId": "s"}, data=body).json()
-    bare, ours = [], []
-    for _ in range(n):
-        t = time.perf_counter()
-        session.post(url, params={"imsOrgId": "o", "sessionId": "s"}, data=body).json()
-        bare.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        api.post(request, session_id="s", cluster=None)
-        ours.append(time.perf_counter() - t)
-    print(f"delivery call, bare requests POST + json   : {_us(bare)}   (n={n}, edge stand-in process)")
-    print(f"delivery call, DeliveryApi.post (proto<->JSON): {_us(ours)}")
+
+    async def latencies() -> tuple[DeliveryApi, list[float], list[float]]:
+        api = DeliveryApi(settings)  # on the loop: the outbox's threads send through it
+        params = {"imsOrgId": "o", "sessionId": "s"}
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+
+            async def post_bare() -> None:
+                async with session.post(url, params=params, data=body) as reply:
+                    await reply.json()
+
+            for _ in range(30):
+                await api.execute(request, session_id="s", cluster=None)
+                await post_bare()
+            bare, ours = [], []
+            for _ in range(n):
+                t = time.perf_counter()
+                await post_bare()
+                bare.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                await api.execute(request, session_id="s", cluster=None)
+                ours.append(time.perf_counter() - t)
+        return api, bare, ours
+
+    api, bare, ours = asyncio.run_coroutine_threadsafe(latencies(), loop).result(120)
+    print(f"delivery call, bare aiohttp POST + json       : {_us(bare)}   (n={n}, edge stand-in process)")
+    print(f"delivery call, DeliveryApi.execute (proto<->JSON): {_us(ours)}")
 
     conn = sqlite3.connect(tmp / "bare.sqlite3", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -108,7 +127,7 @@ def main() -> None:
         conn.execute("INSERT INTO t (payload) VALUES (?)", (payload,))
         bare_insert.append(time.perf_counter() - t)
     outbox = Outbox(
-        tmp / "outbox.sqlite3", lambda r, s, c, to: api.post(r, session_id=s, cluster=c, timeout=to)
+        tmp / "outbox.sqlite3", lambda r, s, c, to: api.send(r, session_id=s, cluster=c, timeout=to)
     )
     enq = []
     for _ in range(m):
@@ -128,7 +147,9 @@ def main() -> None:
         f"outbox drain to the edge stand-in             : {m / elapsed:8.0f} rows/s ({m} rows, concurrency 16)"
     )
     outbox.close(1)
-    api.close()
+    asyncio.run_coroutine_threadsafe(api.aclose(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
     edge_proc.terminate()
     edge_proc.wait(10)
 

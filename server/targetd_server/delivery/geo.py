@@ -4,43 +4,37 @@
 (``geo_timeout``), answers kept in a bounded LRU cache (``geo_cache_size``). A successful lookup publishes
 ``geo_location_updated``; a failed one is logged and the decision is made without geo — never a hang.
 
-Loop affinity: :meth:`GeoLookup.lookup` is called on the event loop; the HTTP call runs in a worker
-thread of its own bounded pool.
+Loop affinity: :meth:`GeoLookup.lookup` and :meth:`GeoLookup.aclose` run on the event loop (aiohttp,
+through a :class:`~targetd_server.transport.HttpClient` of at most 4 connections).
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Final
 
-import requests
-from requests.adapters import HTTPAdapter
+import aiohttp
 
 from targetd.v1 import delivery_pb2
-from targetd_server import __version__
-from targetd_server.artifacts.sources import CDN_HOSTS
 from targetd_server.config import Settings
-from targetd_server.engine import geo_from_lookup
-from targetd_server.engine.geo import UNKNOWN_IP_ADDRESS
+from targetd_server.engine import UNKNOWN_IP_ADDRESS, geo_from_lookup
+from targetd_server.transport import HttpClient, cdn_base, read_capped
 
 log = logging.getLogger("targetd.geo")
 
 __all__ = ["GeoLookup", "geo_url"]
 
+MAX_BODY_BYTES: Final = 64 * 1024
+"""The largest geo answer read (a real one is a few hundred bytes)."""
+CONNECTIONS: Final = 4
+
 
 def geo_url(settings: Settings) -> str:
-    """``{cdn base}/v1/geo``: ``cdn_base_path`` when set (a host, or scheme://host:port), else the CDN
-    host of ``cdn_environment`` over https."""
-    base = settings.cdn_base_path
-    if base:
-        root = base.rstrip("/") if "://" in base else "https://" + base.strip("/")
-    else:
-        root = "https://" + CDN_HOSTS.get(settings.cdn_environment.lower(), CDN_HOSTS["production"])
-    return root + "/v1/geo"
+    """``{cdn base}/v1/geo`` (:func:`~targetd_server.transport.cdn_base`)."""
+    return cdn_base(settings) + "/v1/geo"
 
 
 class GeoLookup:
@@ -52,12 +46,7 @@ class GeoLookup:
         self._capacity = max(0, settings.geo_cache_size)
         self._cache: OrderedDict[str, delivery_pb2.Geo] = OrderedDict()
         self._on_update = on_update
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0, pool_block=True)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = f"targetd/{__version__}"
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="targetd-geo")
+        self._http = HttpClient(limit=CONNECTIONS, timeout=aiohttp.ClientTimeout(total=self._timeout))
         self.failures = 0
 
     async def lookup(
@@ -72,14 +61,12 @@ class GeoLookup:
         limit = self._timeout
         if time_remaining is not None:
             limit = max(0.001, min(limit, time_remaining))
-        loop = asyncio.get_running_loop()
         try:
-            data = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self._fetch, ip_address, limit), limit + 0.25
-            )
+            data = await self._fetch(ip_address, limit)
         except Exception as exc:  # any failure: decide without geo
             self.failures += 1
-            log.warning("geo lookup for %s failed, deciding without geo: %s", ip_address, exc)
+            reason = str(exc) or type(exc).__name__
+            log.warning("geo lookup for %s failed, deciding without geo: %s", ip_address, reason)
             return None
         geo = geo_from_lookup(data)
         if self._capacity:
@@ -89,17 +76,21 @@ class GeoLookup:
         self._on_update(geo)
         return geo
 
-    def _fetch(self, ip_address: str, limit: float) -> dict[str, Any]:
+    async def _fetch(self, ip_address: str, limit: float) -> dict[str, Any]:
         headers = {} if ip_address == UNKNOWN_IP_ADDRESS else {"x-forwarded-for": ip_address}
-        reply = self._session.get(self.url, headers=headers, timeout=(limit, limit))
-        if reply.status_code != 200:
-            raise RuntimeError(f"{self.url} answered {reply.status_code}")
-        data = reply.json()
+        timeout = aiohttp.ClientTimeout(total=limit)
+        async with self._http.request("GET", self.url, headers=headers, timeout=timeout) as reply:
+            if reply.status != 200:
+                raise RuntimeError(f"{self.url} answered {reply.status}")
+            body = await read_capped(reply, MAX_BODY_BYTES)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise RuntimeError(f"{self.url} answered something that is not JSON") from None
         if not isinstance(data, dict):
             raise RuntimeError(f"{self.url} answered something that is not a JSON object")
         return data
 
-    def close(self) -> None:
-        """Release the pool and the worker threads."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._session.close()
+    async def aclose(self) -> None:
+        """Close the pooled connections; later lookups fail (and decide without geo)."""
+        await self._http.aclose()

@@ -1,12 +1,7 @@
-"""The Delivery API HTTP client: one pooled urllib3 pool manager, host selection, the SDK headers,
-timeouts, and upstream failures turned into the domain errors of :mod:`targetd_server.errors`.
-
-Why urllib3 and not ``requests`` (which the artifact and geo fetches use): every on-device decision that
-displays content ends in one notification POST, sent from the serving process. ``requests`` spends about
-800 µs of CPU per POST, mostly re-reading the proxy and CA-bundle environment on every call; urllib3 does
-the same POST in about 300 µs (``bench/remote.py``). The environment is read once here instead: the
-``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` variables and ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE``
-(else certifi's bundle, as ``requests`` would use).
+"""The Delivery API HTTP client: host selection, the SDK headers, timeouts, and upstream failures turned
+into the domain errors of :mod:`targetd_server.errors`, over one pooled
+:class:`~targetd_server.transport.HttpClient` (aiohttp; ``delivery_pool_size`` keep-alive connections;
+proxy/CA environment and User-Agent: see :mod:`targetd_server.transport`).
 
 ``POST {scheme}://{host}/rest/v1/delivery?imsOrgId=…&sessionId=…[&version=…]`` with the request as
 Delivery API JSON (the wire format of that API), the response parsed back into a ``DeliveryResponse``.
@@ -14,31 +9,30 @@ Delivery API JSON (the wire format of that API), the response parsed back into a
 Host (reference §6): a known edge cluster → ``edge_host_template`` (``mboxedge{cluster}.tt.omtrdc.net``),
 else ``server_domain``, else ``{client}.tt.omtrdc.net``; ``http`` only when ``secure`` is false.
 
-Thread affinity: :meth:`DeliveryApi.post` blocks; call it from a worker thread (the session's connection
-pool is thread-safe, sized by ``delivery_pool_size``). :meth:`DeliveryApi.execute` is the asyncio form: it
-runs ``post`` in the client's own bounded thread pool, so the event loop never blocks.
+Loop affinity: :meth:`DeliveryApi.execute`, :meth:`DeliveryApi.send_async` and :meth:`DeliveryApi.aclose`
+run on one event loop (the one running when the api is constructed, else that of its first call).
+:meth:`DeliveryApi.send` is a blocking bridge onto that loop for the outbox's worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import os
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any, Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
-import certifi
-import urllib3
+import aiohttp
 
+from targetd.json_format import JsonMappingError, message_to_dict, parse_dict
 from targetd.v1 import delivery_pb2
-from targetd_client.json_format import JsonMappingError, message_to_dict, parse_dict
 from targetd_server import __version__
 from targetd_server.config import Settings
 from targetd_server.engine.request import new_id
 from targetd_server.errors import NotReadyError, UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
+from targetd_server.transport import BodyTooLargeError, HttpClient, TransportClosedError, read_capped
 
 log = logging.getLogger("targetd.delivery")
 
@@ -49,6 +43,10 @@ DELIVERY_PATH: Final = "/rest/v1/delivery"
 _BODY_SUMMARY: Final = 300
 # 4xx answers that may succeed when retried: they are not a rejection of the request itself.
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
+MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+"""The largest Delivery API answer read; a bigger one is an :class:`UpstreamError`."""
+BRIDGE_SLACK: Final = 1.0
+"""Seconds :meth:`DeliveryApi.send` waits past its timeout (the request's own timeout fires first)."""
 
 
 def target_host(settings: Settings, cluster: str | None) -> str:
@@ -67,103 +65,33 @@ def _summary(text: str) -> str:
 
 class DeliveryApi:
     """A pooled Delivery API client for one configuration; see the module docstring. Create one per
-    process (the Target client does) and :meth:`close` it at shutdown."""
+    process (the Target client does), preferably on the server's event loop, and :meth:`aclose` it at
+    shutdown."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.scheme = "https" if settings.secure else "http"
-        pool = max(1, settings.delivery_pool_size)
-        ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or certifi.where()
-        # No urllib3 retries: a POST is not idempotent for the caller; the outbox retries on its own.
-        options: dict[str, Any] = {"maxsize": pool, "block": True, "retries": False, "ca_certs": ca_certs}
-        self._direct = urllib3.PoolManager(num_pools=8, **options)
-        proxy = urllib.request.getproxies().get(self.scheme)
-        self._proxied = urllib3.ProxyManager(proxy, num_pools=8, **options) if proxy else None
-        self._use_proxy: dict[str, bool] = {}
-        self._headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"targetd/{__version__}",
-            "X-EXC-SDK": SDK_NAME,
-            "X-EXC-SDK-Version": __version__,
-        }
-        self._executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="targetd-delivery")
+        # No retries here: a POST is not idempotent for the caller; the outbox retries on its own.
+        self._http = HttpClient(
+            limit=settings.delivery_pool_size,
+            timeout=aiohttp.ClientTimeout(total=settings.timeout / 1000),
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "X-EXC-SDK": SDK_NAME,
+                "X-EXC-SDK-Version": __version__,
+            },
+        )
+        # The query, encoded once but for the session id: imsOrgId=…&sessionId=…[&version=…]
+        self._query_head = urlencode({"imsOrgId": settings.organization_id}) + "&sessionId="
+        self._query_tail = "&" + urlencode({"version": settings.version}) if settings.version else ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # no loop running: the first call binds it
+            self._loop = asyncio.get_running_loop()
 
     def url(self, cluster: str | None) -> str:
         """The delivery endpoint URL (without query) for ``cluster``."""
         return f"{self.scheme}://{target_host(self.settings, cluster)}{DELIVERY_PATH}"
-
-    def post(
-        self,
-        request: delivery_pb2.DeliveryRequest,
-        *,
-        session_id: str,
-        cluster: str | None,
-        timeout: float | None = None,
-    ) -> delivery_pb2.DeliveryResponse:
-        """Send ``request`` and parse the answer; blocks. ``timeout`` (seconds) defaults to the ``timeout``
-        option and bounds the connect and each read. Raises :class:`UpstreamTimeoutError` (no answer in
-        time), :class:`UpstreamRejectedError` (a 4xx other than 408/425/429) or :class:`UpstreamError` (5xx,
-        network, a body that is not a Delivery response)."""
-        status, text = self._exchange(request, session_id=session_id, cluster=cluster, timeout=timeout)
-        return _parse(text, status)
-
-    def send(
-        self,
-        request: delivery_pb2.DeliveryRequest,
-        *,
-        session_id: str,
-        cluster: str | None,
-        timeout: float | None = None,
-    ) -> None:
-        """Like :meth:`post` for a caller that needs only the acceptance (the outbox): the answer's body
-        is not parsed. Raises as :meth:`post` does for timeouts, rejections and failures."""
-        self._exchange(request, session_id=session_id, cluster=cluster, timeout=timeout)
-
-    def _exchange(
-        self,
-        request: delivery_pb2.DeliveryRequest,
-        *,
-        session_id: str,
-        cluster: str | None,
-        timeout: float | None,
-    ) -> tuple[int, str]:
-        limit = self.settings.timeout / 1000 if timeout is None else max(0.001, timeout)
-        params = {"imsOrgId": self.settings.organization_id, "sessionId": session_id}
-        if self.settings.version:
-            params["version"] = self.settings.version
-        url = self.url(cluster)
-        body = json.dumps(message_to_dict(request), separators=(",", ":"))
-        try:
-            reply = self._manager(url).request(
-                "POST",
-                f"{url}?{urlencode(params)}",
-                body=body.encode(),
-                headers={**self._headers, "X-Request-Id": new_id()},
-                timeout=urllib3.Timeout(connect=limit, read=limit),
-                retries=False,
-            )
-            text = reply.data.decode("utf-8", "replace")
-        except urllib3.exceptions.NewConnectionError as exc:  # (urllib3 makes it a ConnectTimeoutError too)
-            raise _unreachable(url, exc) from None
-        except urllib3.exceptions.TimeoutError:
-            raise UpstreamTimeoutError(
-                f"Request timed out: the Delivery API ({url}) did not answer within {limit * 1000:.0f} ms"
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise _unreachable(url, exc) from None
-        status = reply.status
-        if not 200 <= status < 300:
-            summary = _summary(text)
-            message = f"Delivery API answered {status} {reply.reason or ''}".rstrip() + f": {summary}"
-            if 400 <= status < 500 and status not in _RETRYABLE_4XX:
-                raise UpstreamRejectedError(
-                    message + " (the request was rejected; check client, organization_id and the request)",
-                    status=status,
-                    body=summary,
-                )
-            raise UpstreamError(message + " (retry later)", status=status, body=summary)
-        return status, text
 
     async def execute(
         self,
@@ -173,44 +101,122 @@ class DeliveryApi:
         cluster: str | None,
         time_remaining: float | None = None,
     ) -> delivery_pb2.DeliveryResponse:
-        """:meth:`post` from the event loop, in this client's thread pool. The HTTP timeout is the smaller
-        of the ``timeout`` option and ``time_remaining`` (the caller's deadline, seconds); the await is
-        bounded by it too, so a slow upstream never holds the caller past its deadline."""
+        """Send ``request`` and parse the answer. The whole exchange (waiting for a pooled connection,
+        connect, send, answer) is bounded by the smaller of the ``timeout`` option and ``time_remaining``
+        (the caller's deadline, seconds). Raises :class:`UpstreamTimeoutError` (no answer in time),
+        :class:`UpstreamRejectedError` (a 4xx other than 408/425/429), :class:`UpstreamError` (5xx, network,
+        a body that is not a Delivery response) or :class:`NotReadyError` (the client is closed)."""
         limit = self.settings.timeout / 1000
         if time_remaining is not None:
             limit = min(limit, max(0.001, time_remaining))
-        loop = asyncio.get_running_loop()
-        try:
-            future = loop.run_in_executor(
-                self._executor,
-                lambda: self.post(request, session_id=session_id, cluster=cluster, timeout=limit),
+        status, body = await self._exchange(request, session_id=session_id, cluster=cluster, limit=limit)
+        return _parse(body.decode("utf-8", "replace"), status)
+
+    async def send_async(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        *,
+        session_id: str,
+        cluster: str | None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the outbox's per-row timeout, as for send)
+    ) -> None:
+        """Like :meth:`execute` for a caller that needs only the acceptance (notification delivery): the
+        answer's body is not parsed. ``timeout`` (seconds) defaults to the ``timeout`` option. Raises as
+        :meth:`execute` does for timeouts, rejections and failures."""
+        limit = self.settings.timeout / 1000 if timeout is None else max(0.001, timeout)
+        await self._exchange(request, session_id=session_id, cluster=cluster, limit=limit)
+
+    def send(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        *,
+        session_id: str,
+        cluster: str | None,
+        timeout: float | None = None,
+    ) -> None:
+        """:meth:`send_async` for a worker thread (the outbox's sender): blocks until it is done on the
+        api's event loop (``asyncio.run_coroutine_threadsafe``), at most ``timeout`` plus a little slack.
+
+        Transitional: a bridge for the thread-based outbox, to be replaced by an asyncio sender. Never call
+        it on the api's loop (RuntimeError: it would deadlock). Raises as :meth:`send_async`, and
+        :class:`NotReadyError` when the loop is gone (shutdown)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError(
+                "DeliveryApi.send needs an event loop: construct the api on one, or use it there"
             )
-        except RuntimeError:  # the pool is shut down
-            raise NotReadyError("targetd is shutting down; retry on another replica") from None
         try:
-            # A little slack over the socket timeouts: they fire first in the normal case.
-            return await asyncio.wait_for(future, limit + 0.5)
-        except TimeoutError:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise RuntimeError("DeliveryApi.send blocks: on the event loop, await send_async instead")
+        limit = self.settings.timeout / 1000 if timeout is None else max(0.001, timeout)
+        coroutine = self.send_async(request, session_id=session_id, cluster=cluster, timeout=limit)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop is closed
+            coroutine.close()
+            raise NotReadyError("targetd is shutting down; the notification stays in the outbox") from None
+        try:
+            future.result(limit + BRIDGE_SLACK)
+        except FutureTimeoutError:
+            if not future.done():  # (an UpstreamTimeoutError of send_async is a TimeoutError too)
+                future.cancel()
+                raise UpstreamTimeoutError(
+                    f"Request timed out: the Delivery API did not answer within {limit * 1000:.0f} ms"
+                ) from None
+            raise
+
+    async def _exchange(
+        self,
+        request: delivery_pb2.DeliveryRequest,
+        *,
+        session_id: str,
+        cluster: str | None,
+        limit: float,
+    ) -> tuple[int, bytes]:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        url = self.url(cluster)
+        query = self._query_head + quote(session_id, safe="") + self._query_tail
+        body = json.dumps(message_to_dict(request), separators=(",", ":")).encode()
+        try:
+            async with self._http.request(
+                "POST",
+                f"{url}?{query}",
+                data=body,
+                headers={"X-Request-Id": new_id()},
+                timeout=aiohttp.ClientTimeout(total=limit),
+            ) as reply:
+                status, reason = reply.status, reply.reason
+                data = await read_capped(reply, MAX_RESPONSE_BYTES)
+        except TransportClosedError:
+            raise NotReadyError("targetd is shutting down; retry on another replica") from None
+        except TimeoutError:  # (aiohttp's timeout errors are TimeoutErrors)
             raise UpstreamTimeoutError(
-                f"Request timed out: the Delivery API did not answer within {limit * 1000:.0f} ms"
+                f"Request timed out: the Delivery API ({url}) did not answer within {limit * 1000:.0f} ms"
             ) from None
+        except BodyTooLargeError as exc:
+            raise UpstreamError(f"Delivery API answer from {url} refused: {exc}", status=status) from None
+        except aiohttp.ClientError as exc:
+            raise _unreachable(url, exc) from None
+        if not 200 <= status < 300:
+            summary = _summary(data.decode("utf-8", "replace"))
+            message = f"Delivery API answered {status} {reason or ''}".rstrip() + f": {summary}"
+            if 400 <= status < 500 and status not in _RETRYABLE_4XX:
+                raise UpstreamRejectedError(
+                    message + " (the request was rejected; check client, organization_id and the request)",
+                    status=status,
+                    body=summary,
+                )
+            raise UpstreamError(message + " (retry later)", status=status, body=summary)
+        return status, data
 
-    def _manager(self, url: str) -> urllib3.PoolManager:
-        """The proxy manager when a proxy is configured and ``NO_PROXY`` does not exempt the host."""
-        if self._proxied is None:
-            return self._direct
-        host = urlsplit(url).hostname or ""
-        use = self._use_proxy.get(host)
-        if use is None:
-            use = self._use_proxy[host] = not urllib.request.proxy_bypass(host)
-        return self._proxied if use else self._direct
-
-    def close(self) -> None:
-        """Release the connection pools and the worker threads (does not wait for calls in flight)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._direct.clear()
-        if self._proxied is not None:
-            self._proxied.clear()
+    async def aclose(self) -> None:
+        """Close the pooled connections (calls in flight fail); later calls raise :class:`NotReadyError`.
+        Safe to call more than once."""
+        await self._http.aclose()
 
 
 def _unreachable(url: str, exc: Exception) -> UpstreamError:
