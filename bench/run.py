@@ -804,7 +804,7 @@ def main() -> None:
             timeout=600,
         )  # fmt: skip
 
-        log("one notification POST: DeliveryApi.post against the stand-in")
+        log("one notification POST: DeliveryApi (aiohttp) against the stand-in")
         report["post_cost"] = run_json([sys.executable, str(BENCH / "post_cost.py")], timeout=300)
 
         # 3. the peer
@@ -930,9 +930,11 @@ def render_report(report: dict[str, Any]) -> str:
     post = report.get("post_cost", {})
     if post.get("ok"):
         lines.append(
-            f"one notification POST ({post['body_bytes']} B JSON) costs targetd {post['delivery_api_post_us']:.0f} µs "
-            f"CPU (DeliveryApi.post); without parsing the answer, as the outbox sends {post['send_us']:.0f} µs; "
-            f"a bare urllib3 pool POST {post['urllib3_pool_us']:.0f} µs"
+            f"one notification POST ({post['body_bytes']} B JSON) costs targetd {post['send_async_us']:.0f} µs "
+            f"CPU (DeliveryApi.send_async; {post['send_async_inflight_us']:.0f} µs with {post['in_flight']} in "
+            f"flight; {post['execute_us']:.0f} µs with the answer parsed; {post['send_bridge_us']:.0f} µs "
+            f"through the outbox's thread bridge); a bare aiohttp session POST {post['aiohttp_us']:.0f} µs "
+            f"({post['aiohttp_inflight_us']:.0f} µs with {post['in_flight']} in flight)"
         )
     handler = report.get("handler", {})
     if handler.get("ok"):
