@@ -28,9 +28,9 @@ import grpc
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
 from targetd_client.json_format import parse_dict
+from targetd_server.calls import TargetClient
 from targetd_server.config import add_arguments, load_settings
 from targetd_server.service.servicer import DecisioningServicer
-from targetd_server.target_client import TargetClient
 
 
 class _Context:

@@ -17,7 +17,7 @@ from targetd_server import __version__
 from targetd_server.config import add_arguments, load_settings
 from targetd_server.errors import ConfigError
 from targetd_server.logs import configure_logging
-from targetd_server.service.server import serve
+from targetd_server.service import serve
 
 
 def build_parser() -> argparse.ArgumentParser:

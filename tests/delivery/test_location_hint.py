@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from targetd_server.envelope import parse_target_cookie
+from targetd_server.calls.cookies import parse_target_cookie
 from tests.delivery.grpcutil import Client
 from tests.delivery.support import EdgeProcess, targetd
 from tests.support import eventually

@@ -11,7 +11,7 @@ import pytest
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
 from targetd_client.json_format import message_to_dict
-from targetd_server.envelope import parse_target_cookie
+from targetd_server.calls.cookies import parse_target_cookie
 from tests.delivery.grpcutil import Client, request, rpc_error, trailing
 from tests.delivery.support import ORG, EdgeProcess, targetd
 

@@ -1,11 +1,12 @@
-"""The Target SDK family's shared on-device conformance suite, run against targetd's engine.
+"""The Target SDK family's shared on-device conformance suite, run through targetd's application layer.
 
 Every test of every ``../shared/conformance/suites/*.json`` is its own pytest id. The vectors are read in
-place (never copied). Each case does what targetd's layers do around the engine, as Node's harness does
-around its engine: "download" (compile) the hydrated artifact and record its telemetry entry, decide with
-``mockDate`` as the clock and ``mockGeo`` as the geo-lookup result, record the per-request telemetry entry,
-then build the one notification request the SDK would send (validated request + display notifications +
-the telemetry store). Results are compared with Jest ``toMatchObject`` rules (see ``jest_match``).
+place (never copied). Each case "downloads" (compiles) the hydrated artifact and records its telemetry
+entry as the artifact provider does, then decides through the application layer's on-device path
+(``targetd_server.calls.on_device.decide_on_device``: the call's options, identity, the one request
+completion, the engine, the envelope and the one notification request the SDK would send), with
+``mockDate`` as the clock and ``mockGeo`` as the geo-lookup result. Results are compared with Jest
+``toMatchObject`` rules (see ``jest_match``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ from typing import Any
 
 import pytest
 
+from targetd.json_format import message_to_dict, parse_dict
+from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
-from targetd_client.json_format import message_to_dict, parse_dict
-from targetd_server.engine import (
-    TelemetryProvider,
-    build_notification_request,
-    compile_artifact,
-    decide,
-    geo_from_lookup,
-    needs_geo_lookup,
-)
+from targetd_server.calls import CallOptions
+from targetd_server.calls.on_device import decide_on_device
+from targetd_server.config import Settings
+from targetd_server.engine import TelemetryProvider, compile_artifact, geo_from_lookup, needs_geo_lookup
 from tests.engine.jest_match import mismatches
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
@@ -113,26 +111,33 @@ def test_conformance(suite_name: str, test_key: str) -> None:
     else:
         assert not needs_geo_lookup(artifact, request)
 
-    result = decide(
+    call = pb.GetOffersRequest(request=request)
+    if options.get("sessionId") is not None:
+        call.session_id = options["sessionId"]
+    hint = options.get("targetLocationHint", options.get("locationHint"))
+    if hint is not None:
+        call.target_location_hint = hint
+    settings = Settings(
+        client=conf["client"], organization_id=conf["organizationId"], telemetry_enabled=telemetry.enabled
+    )
+    outcome = decide_on_device(
+        call.request,
+        CallOptions.of(call),
         artifact,
-        request,
-        client=conf["client"],
-        session_id=options.get("sessionId"),
-        location_hint=options.get("targetLocationHint", options.get("locationHint")),
-        telemetry_enabled=telemetry.enabled,
+        settings=settings,
         geo=geo,
+        telemetry=telemetry,
         clock=clock,
     )
-    if result.telemetry_entry is not None:
-        telemetry.add_entry(result.telemetry_entry)
+    result_response = outcome.envelope.response
 
     if "output" in case:
-        received = message_to_dict(result.response, including_empty_repeated=True)
+        received = message_to_dict(result_response, including_empty_repeated=True)
         problems = mismatches(received, case["output"])
         assert not problems, "\n".join(problems) + "\n" + json.dumps(received, indent=1)[:6000]
 
     if "notificationOutput" in case:
-        sent = build_notification_request(result.request, result.notifications, telemetry.drain())
+        sent = outcome.outbound
         expected = case["notificationOutput"]
         if expected is None:
             assert sent is None, f"nothing may be sent, got {message_to_dict(sent) if sent else None}"

@@ -1,24 +1,15 @@
-"""The remote side: the Delivery API client (server-side and hybrid decisions, SendNotifications), the
-IP geo lookup, the location hint, and the durable outbox for on-device notifications and telemetry.
+"""The transport to Adobe Target, and nothing else: the Delivery API HTTP client, the IP geo lookup and
+the durable outbox. No decision logic lives here and nothing here imports the application layer
+(``targetd_server.calls``).
 
-Entry point for the Target client: :class:`ServerSide` (``server_side``). Parts: ``http`` (pooled HTTP
-client, host selection, errors), ``build`` (the Delivery request as the SDKs send it, notification
-validation), ``geo`` (cached IP lookups), ``outbox`` (SQLite, background sender), ``outbox_files`` (one
-file per live process, adoption of the files of gone ones).
+Parts: ``http`` (the Delivery API client: host selection, headers, errors), ``geo`` (cached IP lookups),
+``outbox`` (SQLite, background sender), ``outbox_files`` (one file per live process, adoption of the
+files of gone ones).
 """
 
-from targetd_server.delivery.build import build_delivery_request, valid_notification, validate_notifications
+from targetd_server.delivery.geo import GeoLookup
 from targetd_server.delivery.http import DeliveryApi, target_host
 from targetd_server.delivery.outbox import Outbox, OutboxStats
-from targetd_server.delivery.server_side import ServerSide
+from targetd_server.delivery.outbox_files import claim_outbox_path
 
-__all__ = [
-    "DeliveryApi",
-    "Outbox",
-    "OutboxStats",
-    "ServerSide",
-    "build_delivery_request",
-    "target_host",
-    "valid_notification",
-    "validate_notifications",
-]
+__all__ = ["DeliveryApi", "GeoLookup", "Outbox", "OutboxStats", "claim_outbox_path", "target_host"]

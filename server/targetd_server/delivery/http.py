@@ -30,8 +30,8 @@ from targetd.json_format import JsonMappingError, message_to_dict, parse_dict
 from targetd.v1 import delivery_pb2
 from targetd_server import __version__
 from targetd_server.config import Settings
-from targetd_server.engine.request import new_id
 from targetd_server.errors import NotReadyError, UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
+from targetd_server.ids import new_id
 from targetd_server.transport import BodyTooLargeError, HttpClient, TransportClosedError, read_capped
 
 log = logging.getLogger("targetd.delivery")

@@ -46,8 +46,8 @@ from prometheus_client import Counter, Gauge
 
 from targetd.v1 import delivery_pb2
 from targetd_server.delivery.outbox_files import adopt_orphans
-from targetd_server.engine.request import new_id
 from targetd_server.errors import UpstreamRejectedError
+from targetd_server.ids import new_id
 from targetd_server.metrics import REGISTRY
 
 log = logging.getLogger("targetd.outbox")

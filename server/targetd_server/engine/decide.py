@@ -31,10 +31,10 @@ from targetd_server.engine.request import (
     system_clock,
     validate_delivery_request,
 )
-from targetd_server.engine.request import new_id as default_new_id
 from targetd_server.engine.telemetry import delivery_request_entry
 from targetd_server.engine.trace import RequestTracer, TraceBase
 from targetd_server.engine.urls import url_context
+from targetd_server.ids import new_id as default_new_id
 
 __all__ = ["DecisionResult", "decide", "validate_delivery_request"]
 

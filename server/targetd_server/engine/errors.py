@@ -1,10 +1,13 @@
 """Domain errors of the on-device decisioning engine.
 
 The engine never imports grpc: the service layer maps these to gRPC status codes in one place
-(``ArtifactError`` → FAILED_PRECONDITION/UNAVAILABLE, ``RequestValidationError`` → INVALID_ARGUMENT).
+(``ArtifactError`` → FAILED_PRECONDITION/UNAVAILABLE, ``RequestValidationError`` → INVALID_ARGUMENT,
+being an ``InvalidRequestError`` of the service's hierarchy).
 """
 
 from __future__ import annotations
+
+from targetd_server.errors import InvalidRequestError
 
 __all__ = [
     "ArtifactError",
@@ -39,10 +42,12 @@ class UnsupportedArtifactVersionError(ArtifactError):
         )
 
 
-class RequestValidationError(EngineError):
+class RequestValidationError(EngineError, InvalidRequestError):
     """The Delivery request is invalid; the message is the SDKs' (e.g. "Either pageLoad or mboxes is
-    required in execute"). ``field`` names the offending request field for the caller's error detail."""
+    required in execute"). ``field`` names the offending request field for the caller's error detail.
+
+    It is an :class:`~targetd_server.errors.InvalidRequestError` (a pure module, no grpc), so the service
+    maps it to INVALID_ARGUMENT in its one place, like every other invalid input."""
 
     def __init__(self, message: str, field: str = "request") -> None:
-        self.field = field
-        super().__init__(message)
+        InvalidRequestError.__init__(self, message, field=field)

@@ -3,7 +3,6 @@ request that decisions, notifications and the envelope use (requestId, tntId, pr
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -11,7 +10,7 @@ from targetd.v1 import delivery_pb2
 from targetd_server.engine.errors import RequestValidationError
 from targetd_server.engine.geo import UNKNOWN_IP_ADDRESS, is_valid_ip
 
-__all__ = ["Clock", "IdGenerator", "complete_request", "new_id", "system_clock", "validate_delivery_request"]
+__all__ = ["Clock", "IdGenerator", "complete_request", "system_clock", "validate_delivery_request"]
 
 Clock = Callable[[], int]
 IdGenerator = Callable[[], str]
@@ -20,15 +19,6 @@ IdGenerator = Callable[[], str]
 def system_clock() -> int:
     """Epoch milliseconds."""
     return time.time_ns() // 1_000_000
-
-
-def new_id() -> str:
-    """A random (version 4) UUID string; ~5x cheaper than ``str(uuid.uuid4())``."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def validate_delivery_request(request: delivery_pb2.DeliveryRequest) -> None:

@@ -22,10 +22,10 @@ from grpc_reflection.v1alpha import reflection
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
 from targetd_server import metrics
+from targetd_server.calls import TargetClient
 from targetd_server.config import Settings
 from targetd_server.service.interceptors import TokenAuthInterceptor
 from targetd_server.service.servicer import DecisioningServicer
-from targetd_server.target_client import TargetClient
 
 log = logging.getLogger("targetd.server")
 

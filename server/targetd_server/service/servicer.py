@@ -13,9 +13,9 @@ import grpc
 
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
+from targetd_server.calls import TargetClient
 from targetd_server.errors import TargetdError
 from targetd_server.service.status import maps_errors, status_for
-from targetd_server.target_client import TargetClient
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -1,6 +1,9 @@
 """The in-process Target client: the service's equivalent of the SDKs' ``TargetClient``.
 
-It owns readiness and routes each call to the decisioning method that serves it. The gRPC layer
+It owns readiness and the parts of one client (event bus, artifact provider, telemetry store, location
+hint, and the transport: Delivery API client, geo lookup, outbox), reads each call's options once
+(:class:`CallOptions`), validates the request once, and hands it to the path that serves it
+(``hybrid.route`` → ``on_device`` / ``server_side``; ``notifications``). The gRPC layer
 (``targetd_server.service``) calls it; it knows nothing of gRPC.
 
 Loop affinity: create, start, stop and call it on the server's asyncio event loop. Readiness listeners are
@@ -10,7 +13,6 @@ called on that loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -18,14 +20,18 @@ from targetd.v1 import decisioning_service_pb2 as service_pb2
 from targetd.v1 import delivery_pb2
 from targetd_server import __version__
 from targetd_server.artifacts import ArtifactProvider, ArtifactSnapshot
+from targetd_server.calls.envelope import add_mboxes_to_request, fill_attributes
+from targetd_server.calls.hybrid import route
+from targetd_server.calls.location import LocationHint
+from targetd_server.calls.notifications import send_notifications
+from targetd_server.calls.on_device import OnDevice
+from targetd_server.calls.options import CallOptions
+from targetd_server.calls.request import validate_request
+from targetd_server.calls.server_side import ServerSide
 from targetd_server.config import Settings
-from targetd_server.decisions.local import LocalOutcome, decide_locally
-from targetd_server.delivery import ServerSide
-from targetd_server.engine import TelemetryProvider, has_remote_dependency, needs_geo_lookup
-from targetd_server.envelope import add_mboxes_to_request, call_cookie_and_session, fill_attributes
-from targetd_server.errors import NotReadyError
+from targetd_server.delivery import DeliveryApi, GeoLookup, Outbox, claim_outbox_path
+from targetd_server.engine import TelemetryProvider
 from targetd_server.events import EventBus
-from targetd_server.validation import validate_delivery_request
 
 log = logging.getLogger("targetd.client")
 
@@ -58,8 +64,32 @@ class TargetClient:
         self.artifacts = ArtifactProvider(
             settings, self.events, on_applied=self._artifact_applied, telemetry=self.telemetry
         )
-        # The remote side (targetd_server.delivery): Delivery API, geo lookup, location hint, outbox.
-        self.remote = ServerSide(settings, self.events.publish_geo_location_updated, self.telemetry)
+        # The transport (targetd_server.delivery) and the paths that use it.
+        self.location = LocationHint(settings.target_location_hint)
+        self.api = DeliveryApi(settings)
+        self.geo = GeoLookup(settings, self.events.publish_geo_location_updated)
+        outbox_path, lock_fd = claim_outbox_path(settings.data_path)
+        self.outbox = Outbox(
+            outbox_path,
+            self._send_outbound,
+            lock_fd=lock_fd,
+            max_rows=settings.outbox_max_rows,
+            batch_size=settings.outbox_batch_size,
+            concurrency=settings.outbox_concurrency,
+            max_backoff=settings.outbox_max_backoff,
+            send_timeout=settings.timeout / 1000,
+        )
+        self.server_side = ServerSide(settings, self.api, self.location, self.telemetry)
+        self.on_device = OnDevice(
+            settings,
+            artifacts=self.artifacts,
+            ready=self._ready_event,
+            geo=self.geo,
+            outbox=self.outbox,
+            location=self.location,
+            telemetry=self.telemetry,
+        )
+        self._tasks: set[asyncio.Task[str | None]] = set()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -89,7 +119,11 @@ class TargetClient:
         """Start the client. Server-side decisions can be served at once; on-device and hybrid become ready
         (and ``client_ready`` is published) the moment an artifact is applied, never before."""
         self.events.start()
-        self.remote.start(ping_location_hint=self.method != delivery_pb2.DECISIONING_METHOD_SERVER_SIDE)
+        self.outbox.start()
+        if self.method != delivery_pb2.DECISIONING_METHOD_SERVER_SIDE and not self.location.value:
+            task = asyncio.get_running_loop().create_task(self.server_side.ping_location_hint())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if self.method == delivery_pb2.DECISIONING_METHOD_SERVER_SIDE:
             self._set_ready(True)
             self.events.publish_client_ready()
@@ -117,20 +151,32 @@ class TargetClient:
             await self.events.wait_drained(min(self.settings.grace_period, 5.0))
 
     async def stop(self) -> None:
-        """Stop background work once no call is in flight: artifact polling, then the remote side (the
-        outbox flushes what Target accepts; the rest stays on disk). Safe to call more than once."""
+        """Stop background work once no call is in flight: artifact polling, then the transport (the
+        outbox flushes what Target accepts for ``outbox_flush_timeout``; the rest stays on disk). Safe to
+        call more than once."""
         await self.begin_shutdown()
         await self.artifacts.stop()
-        await self.remote.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.to_thread(self.outbox.close, self.settings.outbox_flush_timeout)
+        await self.api.aclose()
+        await self.geo.aclose()
+
+    def _send_outbound(
+        self, request: delivery_pb2.DeliveryRequest, session_id: str, cluster: str | None, timeout: float
+    ) -> None:
+        """The outbox's sender (its worker threads): one POST; raises the upstream errors."""
+        self.api.send(request, session_id=session_id, cluster=cluster, timeout=timeout)
 
     # ------------------------------------------------------------------------------------ operations
 
     async def get_offers(
         self, call: service_pb2.GetOffersRequest, *, time_remaining: float | None = None
     ) -> service_pb2.TargetDeliveryResponse:
-        """The SDK's get_offers. ``time_remaining`` is the caller's remaining deadline in seconds."""
-        validate_delivery_request(call.request, present=call.HasField("request"))
-        return await self._decide(call.request, call, time_remaining)
+        """The SDK's get_offers. ``time_remaining`` is the caller's remaining deadline in seconds. Raises
+        the domain errors of :mod:`targetd_server.errors`."""
+        request = validate_request(call.request if call.HasField("request") else None)
+        return await self._decide(request, CallOptions.of(call), time_remaining)
 
     async def get_attributes(
         self, call: service_pb2.GetAttributesRequest, *, time_remaining: float | None = None
@@ -138,91 +184,32 @@ class TargetClient:
         """The SDK's get_attributes: the mboxes are added to ``execute`` unless already requested, and the
         JSON offers of the response are flattened per mbox."""
         request = add_mboxes_to_request(call.mbox_names, call.request if call.HasField("request") else None)
-        validate_delivery_request(request, present=True)
-        envelope = await self._decide(request, call, time_remaining)
+        envelope = await self._decide(validate_request(request), CallOptions.of(call), time_remaining)
         reply = service_pb2.GetAttributesResponse()
         reply.envelope.CopyFrom(envelope)
         fill_attributes(reply.attributes, envelope.response)
         return reply
 
     async def _decide(
-        self,
-        request: delivery_pb2.DeliveryRequest,
-        call: service_pb2.GetOffersRequest | service_pb2.GetAttributesRequest,
-        time_remaining: float | None,
+        self, request: delivery_pb2.DeliveryRequest, options: CallOptions, time_remaining: float | None
     ) -> service_pb2.TargetDeliveryResponse:
-        """Route by the call's method (else the configured one). Hybrid: on-device when every requested
-        mbox and view is local (a pageLoad counts as ``target-global-mbox``), else the whole request goes
-        to the Delivery API, as it does before the first artifact is applied."""
-        method = call.decisioning_method or self.method
-        if method == delivery_pb2.DECISIONING_METHOD_ON_DEVICE:
-            return (await self._on_device(request, call, time_remaining)).envelope
-        snapshot = self.artifacts.snapshot
-        remote_mboxes: tuple[str, ...] = ()
-        remote_views: tuple[str, ...] = ()
-        if snapshot is not None:
-            dependency = has_remote_dependency(snapshot.compiled, request)
-            if method == delivery_pb2.DECISIONING_METHOD_HYBRID and not dependency.remote_needed:
-                return (await self._on_device(request, call, time_remaining)).envelope
-            remote_mboxes, remote_views = dependency.remote_mboxes, dependency.remote_views
-        cookie, session = call_cookie_and_session(call)
-        return await self.remote.decide(
+        method = options.decisioning_method or self.method
+        return await route(
             request,
-            target_cookie=cookie,
-            session_id=session,
-            location_hint=call.target_location_hint or None,
-            customer_ids=call.customer_ids,
+            options,
+            method=method,
+            snapshot=self.artifacts.snapshot,
+            on_device=self.on_device,
+            server_side=self.server_side,
             time_remaining=time_remaining,
-            remote_mboxes=remote_mboxes,
-            remote_views=remote_views,
         )
-
-    async def _on_device(
-        self,
-        request: delivery_pb2.DeliveryRequest,
-        call: service_pb2.GetOffersRequest | service_pb2.GetAttributesRequest,
-        time_remaining: float | None,
-    ) -> LocalOutcome:
-        """Decide on the applied artifact (waiting up to ``maximum_wait_ready`` for the first one); hand
-        the notifications and telemetry to the outbox."""
-        snapshot = self.artifacts.snapshot
-        if snapshot is None:
-            wait_s = self.settings.maximum_wait_ready / 1000
-            if time_remaining is not None:
-                wait_s = min(wait_s, time_remaining)
-            if wait_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ready_event.wait(), wait_s)
-            snapshot = self.artifacts.snapshot
-            if snapshot is None:
-                raise NotReadyError(
-                    "Unable to fulfill request; decisioning engine not ready. "
-                    "The rules artifact has not been applied yet: see GetStatus.last_error."
-                )
-        geo = None
-        if needs_geo_lookup(snapshot.compiled, request):
-            geo = await self.remote.lookup_geo(request, time_remaining)
-        cookie, session = call_cookie_and_session(call)
-        outcome = decide_locally(
-            request,
-            snapshot,
-            settings=self.settings,
-            target_cookie=cookie,
-            session_id=session,
-            location_hint=call.target_location_hint or self.remote.location_hint,
-            geo=geo,
-            telemetry=self.telemetry,
-        )
-        if outcome.outbound is not None:
-            self.remote.enqueue(outcome.outbound, outcome.envelope)  # durable before the RPC returns
-        return outcome
 
     async def send_notifications(
         self, call: service_pb2.SendNotificationsRequest, *, time_remaining: float | None = None
     ) -> service_pb2.TargetDeliveryResponse:
         """The SDK's send_notifications (always server-side): invalid notifications are dropped and
         logged; INVALID_ARGUMENT only when none is left."""
-        return await self.remote.send_notifications(call, time_remaining=time_remaining)
+        return await send_notifications(call, self.server_side, self.telemetry, time_remaining)
 
     def status(self) -> service_pb2.GetStatusResponse:
         """A snapshot of readiness, configuration, the artifact and the event stream."""

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from targetd.v1 import decisioning_service_pb2, delivery_pb2
-from targetd_client.json_format import message_to_dict, parse_dict
-from targetd_server.envelope import (
-    MissingAttributeError,
-    add_mboxes_to_request,
-    attribute_value,
-    build_envelope,
+from targetd.json_format import message_to_dict, parse_dict
+from targetd.v1 import decisioning_service_pb2 as pb
+from targetd.v1 import delivery_pb2
+from targetd_server.calls import CallOptions, RequestIdentity
+from targetd_server.calls.cookies import (
     cluster_from_device_id,
     cluster_from_edge_host,
     create_location_hint_cookie,
     create_target_cookie,
-    fill_attributes,
-    on_device_envelope,
     parse_target_cookie,
-    resolve_identity,
 )
-from tests.engine.helpers import request, run, visitor_in
+from targetd_server.calls.envelope import add_mboxes_to_request, build_envelope, fill_attributes
+from targetd_server.calls.on_device import decide_on_device
+from targetd_server.config import Settings
+from tests.engine.helpers import CLIENT, artifact, counter_ids, request, run, visitor_in
 
 NOW_MS = 1_600_000_000_500  # a half second: Node rounds "now" up to whole seconds
 NOW_S = 1_600_000_001
@@ -124,10 +122,10 @@ def test_envelope_collects_in_sdk_order() -> None:
     envelope = build_envelope(
         response=response,
         request=req,
+        identity=RequestIdentity("s", None, "28"),
         decisioning_method=delivery_pb2.DECISIONING_METHOD_ON_DEVICE,
-        target_cookie=create_target_cookie("s", "t", now_ms=NOW_MS),
-        target_location_hint_cookie=create_location_hint_cookie("28"),
         remote_mboxes=["r1"],
+        now_ms=NOW_MS,
     )
     data = message_to_dict(envelope)
     assert [d["payload"]["tnta"] for d in data["analyticsDetails"]] == ["epl", "em1", "pv"]
@@ -144,6 +142,7 @@ def test_envelope_from_a_real_decision() -> None:
     envelope = build_envelope(
         response=result.response,
         request=result.request,
+        identity=RequestIdentity("s", None, None),
         decisioning_method=delivery_pb2.DECISIONING_METHOD_ON_DEVICE,
     )
     (tokens,) = message_to_dict(envelope)["responseTokens"]
@@ -183,22 +182,18 @@ def test_attributes_flattening_later_keys_win() -> None:
         },
         delivery_pb2.DeliveryResponse(),
     )
-    out = decisioning_service_pb2.GetAttributesResponse()
+    out = pb.GetAttributesResponse()
     fill_attributes(out.attributes, response)
     data = message_to_dict(out)["attributes"]
     assert data == {"m": {"a": 1, "b": "exec", "c": True}, "empty": {}}
-    assert attribute_value(out.attributes, "m", "b").string_value == "exec"
-    with pytest.raises(MissingAttributeError, match="Attribute 'zzz' does not exist for mbox 'm'"):
-        attribute_value(out.attributes, "m", "zzz")
-    with pytest.raises(MissingAttributeError):
-        attribute_value(out.attributes, "nope", "a")
+    assert out.attributes["m"].fields["b"].string_value == "exec"
 
 
 def test_attributes_of_an_on_device_feature_flag() -> None:
     visitor = visitor_in(125885, 0, 50)
     req = add_mboxes_to_request(["mbox-feature-flags"], request({}, visitor={"tntId": visitor}))
     result = run("TEST_ARTIFACT_FEATURE_FLAG", req)
-    out = decisioning_service_pb2.GetAttributesResponse()
+    out = pb.GetAttributesResponse()
     fill_attributes(out.attributes, result.response)
     assert message_to_dict(out)["attributes"]["mbox-feature-flags"] == {
         "paymentExperience": "legacy",
@@ -208,38 +203,57 @@ def test_attributes_of_an_on_device_feature_flag() -> None:
     }
 
 
-def test_resolve_identity_priorities() -> None:
+def _options(cookie: str | None, **fields: object) -> CallOptions:
+    call = pb.GetOffersRequest(**fields)  # type: ignore[arg-type]
+    if cookie is not None:
+        call.target_cookie = cookie
+    return CallOptions.of(call, now_ms=NOW_MS)
+
+
+def test_identity_priorities() -> None:
     cookie = f"session#from-cookie#{NOW_S + 100}|PC#dev.35_0#{NOW_S + 100}"
-    identity = resolve_identity(
-        cookie, session_id="opt", location_hint="28", new_id=lambda: "new", now_ms=NOW_MS
-    )
+    identity = _options(cookie, session_id="opt", target_location_hint="28").identity("9", ids=lambda: "new")
     assert (identity.session_id, identity.device_id, identity.cluster) == ("from-cookie", "dev.35_0", "35")
-    identity = resolve_identity(
-        None, session_id="opt", location_hint="28", new_id=lambda: "new", now_ms=NOW_MS
-    )
+    identity = _options(None, session_id="opt", target_location_hint="28").identity("9", ids=lambda: "new")
     assert (identity.session_id, identity.device_id, identity.cluster) == ("opt", None, "28")
-    identity = resolve_identity("", session_id=None, location_hint=None, new_id=lambda: "new", now_ms=NOW_MS)
+    identity = _options(None, session_id="opt").identity("9", ids=lambda: "new")
+    assert identity.cluster == "9"  # the client's hint when the call has none
+    identity = _options("").identity(None, ids=lambda: "new")
     assert (identity.session_id, identity.cluster) == ("new", None)
+
+
+def test_call_options_read_once() -> None:
+    options = _options(
+        None,
+        consumer_id="c2",
+        customer_ids=[delivery_pb2.CustomerId(id="1", integration_code="crm")],
+        decisioning_method=delivery_pb2.DECISIONING_METHOD_HYBRID,
+    )
+    assert options.consumer_id == "c2"
+    assert [c.id for c in options.customer_ids] == ["1"]
+    assert options.decisioning_method == delivery_pb2.DECISIONING_METHOD_HYBRID
+    assert _options(None).consumer_id == "target-global-mbox"
+    notes = CallOptions.of(pb.SendNotificationsRequest(session_id="s"))
+    assert notes.session_id == "s"
+    assert notes.decisioning_method == delivery_pb2.DECISIONING_METHOD_UNSPECIFIED
 
 
 def test_on_device_envelope_end_to_end() -> None:
     cookie = f"PC#cookie-visitor.35_0#{NOW_S + 100}"
-    identity = resolve_identity(
-        cookie, session_id=None, location_hint="28", new_id=lambda: "sess", now_ms=NOW_MS
-    )
+    options = _options(cookie, target_location_hint="28")
     req = request({"execute": {"mboxes": [{"name": "mbox-magician", "index": 1}]}}, visitor={})
-    identity.apply_to(req)
-    assert req.id.tnt_id == "cookie-visitor.35_0"
-    result = run("TEST_ARTIFACT_AB_SIMPLE", req, session_id=identity.session_id)
-    envelope = on_device_envelope(
-        response=result.response,
-        request=result.request,
-        identity=identity,
-        remote_mboxes=result.remote_mboxes,
-        now_ms=NOW_MS,
+    outcome = decide_on_device(
+        req,
+        options,
+        artifact("TEST_ARTIFACT_AB_SIMPLE"),
+        settings=Settings(client=CLIENT, organization_id="org@AdobeOrg"),
+        clock=lambda: NOW_MS,
+        ids=counter_ids(),
     )
+    envelope = outcome.envelope
+    assert req.id.tnt_id == "cookie-visitor.35_0"  # from the PC cookie
     assert envelope.target_cookie.value == (
-        f"session#sess#{NOW_S + 1860}|PC#cookie-visitor.35_0#{NOW_S + 63244800}"
+        f"session#id-1#{NOW_S + 1860}|PC#cookie-visitor.35_0#{NOW_S + 63244800}"
     )
     assert envelope.target_location_hint_cookie.value == "35"
     assert message_to_dict(envelope.meta) == {"decisioningMethod": "on-device"}

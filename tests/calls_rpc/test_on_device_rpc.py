@@ -188,3 +188,22 @@ async def test_not_ready_is_unavailable(tmp_path: Path) -> None:
         assert "decisioning engine not ready" in (info.value.details() or "")
     finally:
         await running.stop()
+
+
+async def test_call_level_customer_ids_apply_on_device(ab_stub: pb_grpc.DecisioningServiceAsyncStub) -> None:
+    """Call-level customer ids reach the completed request on-device as they do server-side (Node)."""
+    customer = delivery_pb2.CustomerId(
+        id="c-1", integration_code="crm", authenticated_state=delivery_pb2.AUTHENTICATED_STATE_AUTHENTICATED
+    )
+    reply = await ab_stub.GetOffers(
+        pb.GetOffersRequest(
+            request=_request({**BASE, "execute": {"mboxes": [{"name": "mbox-magician", "index": 1}]}}),
+            customer_ids=[customer],
+            consumer_id="second-consumer",
+        ),
+        timeout=5,
+    )
+    sent = reply.envelope.request
+    assert [(c.id, c.integration_code) for c in sent.id.customer_ids] == [("c-1", "crm")]
+    assert sent.experience_cloud.analytics.logging == delivery_pb2.LOGGING_TYPE_SERVER_SIDE
+    assert sent.experience_cloud.analytics.supplemental_data_id  # the call's SDID (Analytics for Target)
