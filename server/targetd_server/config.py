@@ -71,6 +71,12 @@ class Settings:
     keepalive_min_ping_interval: float = _opt(
         10.0, "Shortest client keepalive ping interval tolerated, seconds.", kind=float
     )
+    max_connection_age: float = _opt(
+        0.0,
+        "Close client connections (GOAWAY) after this many seconds so long-lived channels rebalance; "
+        "in-flight calls get grace_period (0: never).",
+        kind=float,
+    )
     heartbeat_interval: float = _opt(20.0, "SubscribeEvents heartbeat interval, seconds.", kind=float)
     max_stream_age: float = _opt(0.0, "Close event streams after this many seconds (0: never).", kind=float)
     subscriber_queue_size: int = _opt(256, "Events buffered per subscriber before it is cut off.", kind=int)
@@ -151,6 +157,8 @@ class Settings:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.max_stream_age < 0:
             raise ConfigError("max_stream_age must be 0 (never) or a number of seconds")
+        if self.max_connection_age < 0:
+            raise ConfigError("max_connection_age must be 0 (never) or a number of seconds")
 
     @property
     def data_path(self) -> Path:

@@ -53,6 +53,9 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
         # 1,000 pending calls cancels part of such a burst.
         ("grpc.server.max_pending_requests", 20_000),
         ("grpc.server.max_pending_requests_hard_limit", 40_000),
+        # GOAWAY after max_connection_age (0: never) so long-lived channels reconnect and rebalance.
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000) or 2**31 - 1),
+        ("grpc.max_connection_age_grace_ms", int(settings.grace_period * 1000)),
     ]
 
 
