@@ -65,6 +65,11 @@ class Settings:
 
     # --- the service ---------------------------------------------------------------------------------
     listen: str = _opt("127.0.0.1:50051", "gRPC listen address host:port (port 0: any free port).")
+    http_listen: str | None = _opt(
+        None,
+        "Delivery API over HTTP (POST /rest/v1/delivery, docs/http-edge.md) host:port; off when unset.",
+        optional=True,
+    )
     data_dir: str = _opt(".targetd-data", "Directory for the artifact cache and the notification outbox.")
     grace_period: float = _opt(10.0, "Seconds in-flight calls get to finish on shutdown.", kind=float)
     max_message_bytes: int = _opt(4 * 1024 * 1024, "Largest request or response message, bytes.", kind=int)

@@ -41,6 +41,32 @@ DECISIONS: Final = Counter(
     registry=REGISTRY,
 )
 
+HTTP_REQUESTS: Final = Counter(
+    "targetd_http_requests",
+    "Delivery API over HTTP (the HTTP edge): requests handled, by route and HTTP status.",
+    ["route", "status"],
+    registry=REGISTRY,
+)
+HTTP_SECONDS: Final = Histogram(
+    "targetd_http_duration_seconds",
+    "Delivery API over HTTP (the HTTP edge): handling time, by route.",
+    ["route"],
+    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+
+
+@lru_cache(maxsize=64)
+def http_counter(route: str, status: int) -> Any:
+    """The cached child counter for (route, HTTP status)."""
+    return HTTP_REQUESTS.labels(route, str(status))
+
+
+@lru_cache(maxsize=8)
+def http_timer(route: str) -> Any:
+    """The cached child histogram for an HTTP route."""
+    return HTTP_SECONDS.labels(route)
+
 
 @lru_cache(maxsize=256)
 def rpc_counter(method: str, code: str) -> Any:
