@@ -3,7 +3,8 @@ the durable outbox. No decision logic lives here and nothing here imports the ap
 (``targetd_server.calls``).
 
 Parts: ``http`` (the Delivery API client: host selection, headers, errors), ``geo`` (cached IP lookups),
-``outbox`` (SQLite, background sender), ``outbox_files`` (one file per live process, adoption of the
+``store`` (the SQLite outbox file: rows, quarantine, the sender-side claim/ack/retry API), ``outbox``
+(the serving side: group commit, drops), ``outbox_files`` (one file per live process, adoption of the
 files of gone ones).
 """
 
@@ -11,5 +12,18 @@ from targetd_server.delivery.geo import GeoLookup
 from targetd_server.delivery.http import DeliveryApi, target_host
 from targetd_server.delivery.outbox import Outbox, OutboxStats
 from targetd_server.delivery.outbox_files import claim_outbox_path
+from targetd_server.delivery.store import OutboxStore, QuarantinedRow, Row, StoreStats, open_or_replace
 
-__all__ = ["DeliveryApi", "GeoLookup", "Outbox", "OutboxStats", "claim_outbox_path", "target_host"]
+__all__ = [
+    "DeliveryApi",
+    "GeoLookup",
+    "Outbox",
+    "OutboxStats",
+    "OutboxStore",
+    "QuarantinedRow",
+    "Row",
+    "StoreStats",
+    "claim_outbox_path",
+    "open_or_replace",
+    "target_host",
+]

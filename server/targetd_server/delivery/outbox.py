@@ -45,7 +45,7 @@ from typing import Final
 from prometheus_client import Counter, Gauge
 
 from targetd.v1 import delivery_pb2
-from targetd_server.delivery.outbox_files import adopt_orphans
+from targetd_server.delivery.store import OutboxStore
 from targetd_server.errors import UpstreamRejectedError
 from targetd_server.ids import new_id
 from targetd_server.metrics import REGISTRY
@@ -277,14 +277,8 @@ class Outbox:
 
     def _adopt_orphans(self, conn: sqlite3.Connection) -> int:
         """Take over the rows of outbox files whose process is gone (see ``outbox_files``)."""
-        live, dead = adopt_orphans(conn, self.path, self._lock)
-        if live or dead:
-            with self._lock:
-                self.stats.pending += live
-                self.stats.dead += dead
-                PENDING.set(self.stats.pending)
-                DEAD.set(self.stats.dead)
-        return live + dead
+        with self._lock:
+            return OutboxStore(self.path, conn).adopt_orphans()
 
     def _groups(self, rows: list[tuple[int, str | None, str | None, int, bytes]]) -> list[_Group]:
         groups: list[_Group] = []

@@ -1,7 +1,7 @@
-"""The files of the outbox under ``data_dir``: one per live process, claimed with ``flock``, and the
-adoption of the rows of files whose process is gone.
+"""The files of the outbox under ``data_dir``: one per live process, claimed with ``flock``, and the files
+whose process is gone (their rows are adopted by ``OutboxStore.adopt_orphans``).
 
-Thread affinity: :func:`claim_outbox_path` anywhere; :func:`adopt_orphans` from the outbox's sender thread.
+Thread affinity: any.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import sqlite3
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -18,9 +17,7 @@ from targetd_server.errors import OverloadedError
 
 log = logging.getLogger("targetd.outbox")
 
-__all__ = ["MAX_SLOTS", "adopt_orphans", "claim_outbox_path"]
-
-_COLUMNS: Final = "created_ns, session_id, cluster, telemetry_only, attempts, dead, last_error, payload"
+__all__ = ["MAX_SLOTS", "claim_outbox_path", "orphan_files"]
 
 
 def _try_lock(path: Path) -> int | None:
@@ -51,11 +48,9 @@ def claim_outbox_path(directory: Path) -> tuple[Path, int]:
     raise OverloadedError(f"all {MAX_SLOTS} outbox files in {directory} are in use; use another data_dir")
 
 
-def adopt_orphans(conn: sqlite3.Connection, own: Path, lock: threading.Lock) -> tuple[int, int]:
-    """Move the rows of every other outbox file beside ``own`` that no live process holds into ``own``
-    (through ``conn``, under ``lock``); returns (live, dead) rows moved. Not atomic across the two files
-    (WAL): a crash in between can only duplicate rows, which the at-least-once rule allows."""
-    moved_live = moved_dead = 0
+def orphan_files(own: Path) -> Iterator[tuple[Path, int]]:
+    """The outbox files beside ``own`` that no live process holds, each yielded with its lock taken (the
+    descriptor is closed when the caller moves to the next one or stops iterating)."""
     for other in sorted(own.parent.glob("outbox*.sqlite3")):
         if other == own:
             continue
@@ -63,36 +58,6 @@ def adopt_orphans(conn: sqlite3.Connection, own: Path, lock: threading.Lock) -> 
         if fd is None:
             continue
         try:
-            with lock:
-                live, dead = _move_rows(conn, other)
-        except sqlite3.Error as exc:
-            log.warning("outbox: cannot adopt the rows of %s: %s", other, exc)
-            continue
+            yield other, fd
         finally:
             os.close(fd)
-        if live or dead:
-            log.info("outbox: adopted %d rows of %s (its process is gone)", live + dead, other)
-        moved_live += live
-        moved_dead += dead
-    return moved_live, moved_dead
-
-
-def _move_rows(conn: sqlite3.Connection, other: Path) -> tuple[int, int]:
-    conn.execute("ATTACH DATABASE ? AS orphan", (str(other),))
-    try:
-        tables = conn.execute("SELECT COUNT(*) FROM orphan.sqlite_master WHERE name = 'outbox'")
-        if not tables.fetchone()[0]:
-            return 0, 0
-        live, dead = conn.execute(
-            "SELECT COALESCE(SUM(dead = 0), 0), COALESCE(SUM(dead = 1), 0) FROM orphan.outbox"
-        ).fetchone()
-        if live or dead:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                f"INSERT INTO main.outbox ({_COLUMNS}) SELECT {_COLUMNS} FROM orphan.outbox ORDER BY id"
-            )
-            conn.execute("DELETE FROM orphan.outbox")
-            conn.execute("COMMIT")
-        return int(live), int(dead)
-    finally:
-        conn.execute("DETACH DATABASE orphan")

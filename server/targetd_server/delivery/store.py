@@ -1,0 +1,484 @@
+"""The durable outbox store: one SQLite file of rows waiting for the Delivery API, and a quarantine of the
+rows that cannot be sent. Both processes of the pipeline use it: the serving process writes
+(:meth:`OutboxStore.insert`, group commit: see ``delivery/outbox.py``), the sender process claims, acks,
+retries and quarantines. Nothing here sends anything.
+
+Sender-side API (any process; one :class:`OutboxStore` per thread)::
+
+    store = OutboxStore.open(path)                    # the file the serving process created
+    rows = store.claim(limit, now_ms)                 # due rows, oldest due first, leased for lease_ms
+    store.ack([row.id, ...])                          # delivered: deleted
+    store.retry([row.id, ...], next_at_ms, error)     # attempts + 1, due again at next_at_ms
+    store.quarantine([row.id, ...], reason)           # moved to the quarantine table (never deleted)
+    store.stats(now_ms)                               # backlog, oldest row, quarantine, file sizes
+    store.checkpoint()                                # WAL checkpoint + give free pages back (periodic)
+    store.adopt_orphans()                             # take over the rows of dead processes' files
+    store.close()
+
+A claimed row is *leased*, not removed: its ``due_ms`` moves to ``now_ms + lease_ms``. A sender killed
+mid-send leaves leased rows that become due again when the lease runs out, so they are claimed again
+(at-least-once). ``Row.request`` is the serialised ``DeliveryRequest`` as stored: decoding it is the
+sender's job, and a row that does not decode (or cannot become Delivery API JSON) goes to
+:meth:`quarantine` with the reason, never back to the head of the queue.
+
+Schema (``PRAGMA user_version`` 2): ``outbox(id, created_ms, due_ms, attempts, session_id, cluster,
+last_error, payload)`` indexed on ``(due_ms, id)``; ``quarantine(id, created_ms, quarantined_ms, attempts,
+session_id, cluster, reason, payload)``. Files of the previous schema (``outbox`` with ``dead``) are
+migrated on open: live rows kept, dead rows quarantined. WAL, ``synchronous=NORMAL`` (a commit survives a
+SIGKILL, an OS crash may lose the last ones), ``auto_vacuum=INCREMENTAL`` and ``journal_size_limit`` so
+that :meth:`checkpoint` keeps both files near the size of what they hold.
+
+A file that is not a readable outbox at start (garbage, a failed integrity check) is moved aside by
+:func:`open_or_replace` — renamed ``<name>.corrupt-<UTC timestamp>`` with its ``-wal``/``-shm`` — and a
+fresh one created, so the service starts.
+
+Thread affinity: an :class:`OutboxStore` is used from one thread at a time (its sqlite3 connection).
+Raises ``sqlite3.Error`` subclasses on storage failures (see :func:`is_disk_full`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, NamedTuple
+
+from targetd_server.delivery.outbox_files import orphan_files
+
+log = logging.getLogger("targetd.outbox")
+
+__all__ = [
+    "DEFAULT_LEASE_MS",
+    "OutboxStore",
+    "QuarantinedRow",
+    "Row",
+    "StoreStats",
+    "is_disk_full",
+    "now_ms",
+    "open_or_replace",
+]
+
+SCHEMA_VERSION: Final = 2
+DEFAULT_LEASE_MS: Final = 30_000
+"""How long a claimed row stays with its sender before it is due again (the sender died)."""
+JOURNAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
+"""Bytes the WAL file is truncated back to after a checkpoint resets it."""
+VACUUM_FREE_PAGES: Final = 256
+"""Free pages beyond which :meth:`OutboxStore.checkpoint` gives space back to the file system."""
+REASON_CHARS: Final = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_ms INTEGER NOT NULL,
+    due_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    session_id TEXT,
+    cluster TEXT,
+    last_error TEXT,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_ms, id);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    quarantined_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    session_id TEXT,
+    cluster TEXT,
+    reason TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+"""
+_INSERT: Final = (
+    "INSERT INTO outbox (created_ms, due_ms, session_id, cluster, payload) VALUES (?, ?, ?, ?, ?)"
+)
+_IDS: Final = "SELECT value FROM json_each(?)"
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch (rows carry wall time: it survives restarts)."""
+    return time.time_ns() // 1_000_000
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database or disk is full" (SQLITE_FULL), as opposed to any other
+    storage failure."""
+    return isinstance(exc, sqlite3.Error) and (
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    )
+
+
+class Row(NamedTuple):
+    """A claimed outbox row: ``request`` is the serialised ``DeliveryRequest``; ``first_at_ms`` when it
+    was stored (epoch ms; the age limits count from it); ``attempts`` failed sends so far."""
+
+    id: int
+    request: bytes
+    session_id: str | None
+    cluster: str | None
+    attempts: int
+    first_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRow:
+    """A row of the quarantine table (as listed by ``targetd outbox list``)."""
+
+    id: int
+    created_ms: int
+    quarantined_ms: int
+    attempts: int
+    session_id: str | None
+    cluster: str | None
+    reason: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What the file holds now: rows waiting (``backlog``, of which ``due`` can be claimed now), the
+    oldest waiting row's ``created_ms`` (None: no row), the quarantine, and the bytes of the database and
+    WAL files."""
+
+    backlog: int
+    due: int
+    oldest_created_ms: int | None
+    quarantined: int
+    file_bytes: int
+    wal_bytes: int
+
+
+def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+    return conn
+
+
+def _ids_json(ids: Iterable[int]) -> str:
+    return "[" + ",".join(str(int(i)) for i in ids) + "]"
+
+
+class OutboxStore:
+    """One connection to an outbox file; see the module docstring. Create with :meth:`open`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+
+    @classmethod
+    def open(
+        cls, path: Path, *, busy_timeout_s: float = 5.0, autocheckpoint_pages: int = 1000
+    ) -> OutboxStore:
+        """Open (creating if need be) the outbox at ``path`` with the current schema, migrating a file of
+        the previous one. ``busy_timeout_s``: how long a write waits for another writer (0: fail at once
+        with ``sqlite3.OperationalError`` "database is locked"). ``autocheckpoint_pages``: WAL pages after
+        which a commit checkpoints (0: never; the sender checkpoints). Raises ``sqlite3.DatabaseError`` when
+        the file is not an outbox (see :func:`open_or_replace`)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(path, busy_timeout_s)
+        try:
+            _ensure_schema(conn)
+            conn.execute(f"PRAGMA wal_autocheckpoint={max(0, autocheckpoint_pages)}")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(path, conn)
+
+    def close(self) -> None:
+        """Close the connection. Safe to call more than once."""
+        self._conn.close()
+
+    # ------------------------------------------------------------------------------------ writer
+
+    def insert(self, rows: Sequence[tuple[int, str | None, str | None, bytes]]) -> None:
+        """Store ``rows`` of ``(created_ms, session_id, cluster, payload)`` in one transaction (all or
+        none). Raises ``sqlite3.OperationalError`` (locked: another writer; disk full: see
+        :func:`is_disk_full`) and leaves nothing behind when it does."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, [(r[0], r[0], r[1], r[2], r[3]) for r in rows])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def count(self) -> int:
+        """Rows waiting (claimed or not); O(rows) but index-only."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    # ------------------------------------------------------------------------------------ sender
+
+    def claim(self, limit: int, now_ms: int, *, lease_ms: int = DEFAULT_LEASE_MS) -> list[Row]:
+        """Up to ``limit`` rows due at ``now_ms`` (epoch ms), oldest due first, leased to the caller until
+        ``now_ms + lease_ms`` (then due again unless acked, retried or quarantined). One transaction."""
+        cursor = self._conn.execute(
+            "UPDATE outbox SET due_ms = ? WHERE id IN "
+            "(SELECT id FROM outbox WHERE due_ms <= ? ORDER BY due_ms, id LIMIT ?) "
+            "RETURNING id, payload, session_id, cluster, attempts, created_ms",
+            (now_ms + lease_ms, now_ms, max(0, limit)),
+        )
+        rows = [Row(*values) for values in cursor.fetchall()]
+        rows.sort(key=lambda row: row.id)
+        return rows
+
+    def ack(self, ids: Iterable[int]) -> int:
+        """Delete the rows ``ids`` (delivered); returns how many were there."""
+        cursor = self._conn.execute(f"DELETE FROM outbox WHERE id IN ({_IDS})", (_ids_json(ids),))
+        return cursor.rowcount
+
+    def retry(self, ids: Iterable[int], next_at_ms: int, error: str) -> int:
+        """Count a failed attempt of the rows ``ids`` and make them due again at ``next_at_ms``."""
+        cursor = self._conn.execute(
+            f"UPDATE outbox SET attempts = attempts + 1, due_ms = ?, last_error = ? WHERE id IN ({_IDS})",
+            (next_at_ms, error[:REASON_CHARS], _ids_json(ids)),
+        )
+        return cursor.rowcount
+
+    def quarantine(self, ids: Iterable[int], reason: str, *, now_ms: int | None = None) -> int:
+        """Move the rows ``ids`` to the quarantine table with ``reason`` (one transaction); they are never
+        claimed again until :meth:`requeue`. Returns how many moved."""
+        ids_json = _ids_json(ids)
+        at = now_ms if now_ms is not None else _now_ms()
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO quarantine "
+                "(id, created_ms, quarantined_ms, attempts, session_id, cluster, reason, payload) "
+                f"SELECT id, created_ms, ?, attempts, session_id, cluster, ?, payload FROM outbox "
+                f"WHERE id IN ({_IDS})",
+                (at, reason[:REASON_CHARS], ids_json),
+            )
+            moved = conn.execute(f"DELETE FROM outbox WHERE id IN ({_IDS})", (ids_json,)).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return moved
+
+    # ------------------------------------------------------------------------------------ quarantine
+
+    def list_quarantine(self, limit: int = 100) -> list[QuarantinedRow]:
+        """The quarantined rows, oldest first, at most ``limit``."""
+        cursor = self._conn.execute(
+            "SELECT id, created_ms, quarantined_ms, attempts, session_id, cluster, reason, length(payload) "
+            "FROM quarantine ORDER BY id LIMIT ?",
+            (max(0, limit),),
+        )
+        return [QuarantinedRow(*values) for values in cursor.fetchall()]
+
+    def quarantined_payload(self, row_id: int) -> bytes | None:
+        """The stored request of quarantined row ``row_id`` (None: no such row)."""
+        found = self._conn.execute("SELECT payload FROM quarantine WHERE id = ?", (row_id,)).fetchone()
+        return bytes(found[0]) if found is not None else None
+
+    def requeue(self, ids: Iterable[int] | None = None, *, now_ms: int | None = None) -> int:
+        """Move quarantined rows (``ids``, or all of them) back to the outbox, due now with no attempts
+        counted. Returns how many moved."""
+        at = now_ms if now_ms is not None else _now_ms()
+        where, params = ("", ()) if ids is None else (f" WHERE id IN ({_IDS})", (_ids_json(ids),))
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO outbox (created_ms, due_ms, attempts, session_id, cluster, last_error, payload) "
+                f"SELECT created_ms, ?, 0, session_id, cluster, reason, payload FROM quarantine{where} "
+                "ORDER BY id",
+                (at, *params),
+            )
+            moved = conn.execute(f"DELETE FROM quarantine{where}", params).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return moved
+
+    # ------------------------------------------------------------------------------------ upkeep
+
+    def stats(self, now_ms: int | None = None) -> StoreStats:
+        """What the file holds now (a few index-only queries)."""
+        at = now_ms if now_ms is not None else _now_ms()
+        conn = self._conn
+        backlog, oldest = conn.execute("SELECT COUNT(*), MIN(created_ms) FROM outbox").fetchone()
+        due = conn.execute("SELECT COUNT(*) FROM outbox WHERE due_ms <= ?", (at,)).fetchone()[0]
+        quarantined = conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+        return StoreStats(
+            backlog=int(backlog),
+            due=int(due),
+            oldest_created_ms=int(oldest) if oldest is not None else None,
+            quarantined=int(quarantined),
+            file_bytes=_size(self.path),
+            wal_bytes=_size(Path(f"{self.path}-wal")),
+        )
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database (PASSIVE: never waits for, nor blocks, the serving process's
+        writes) so that the next write restarts the WAL (truncated to ``JOURNAL_SIZE_LIMIT``), and give
+        free pages back to the file system once there are more than ``VACUUM_FREE_PAGES``."""
+        conn = self._conn
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        if free > VACUUM_FREE_PAGES:
+            conn.execute("PRAGMA incremental_vacuum")
+
+    def adopt_orphans(self) -> int:
+        """Move the rows (waiting and quarantined) of the outbox files beside this one whose process is
+        gone into this one (a file of the previous schema is migrated first); returns the rows moved. Not
+        atomic across the two files (WAL): a crash in between can only duplicate rows, which the
+        at-least-once rule allows. See :mod:`targetd_server.delivery.outbox_files`."""
+        moved = 0
+        for other, _fd in orphan_files(self.path):
+            try:
+                OutboxStore.open(other).close()  # the current schema (migrated if need be)
+                count = _move_rows(self._conn, other)
+            except sqlite3.Error as exc:
+                log.warning("outbox: cannot adopt the rows of %s: %s", other, exc)
+                continue
+            if count:
+                log.info("outbox: adopted %d rows of %s (its process is gone)", count, other)
+            moved += count
+        return moved
+
+
+_COLUMNS: Final = "created_ms, due_ms, attempts, session_id, cluster, last_error, payload"
+_QUARANTINE: Final = "created_ms, quarantined_ms, attempts, session_id, cluster, reason, payload"
+
+
+def _move_rows(conn: sqlite3.Connection, other: Path) -> int:
+    conn.execute("ATTACH DATABASE ? AS orphan", (str(other),))
+    try:
+        waiting = int(conn.execute("SELECT COUNT(*) FROM orphan.outbox").fetchone()[0])
+        quarantined = int(conn.execute("SELECT COUNT(*) FROM orphan.quarantine").fetchone()[0])
+        if waiting or quarantined:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    f"INSERT INTO main.outbox ({_COLUMNS}) SELECT {_COLUMNS} FROM orphan.outbox ORDER BY id"
+                )
+                conn.execute(
+                    f"INSERT INTO main.quarantine ({_QUARANTINE}) "
+                    f"SELECT {_QUARANTINE} FROM orphan.quarantine ORDER BY id"
+                )
+                conn.execute("DELETE FROM orphan.outbox")
+                conn.execute("DELETE FROM orphan.quarantine")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return waiting + quarantined
+    finally:
+        conn.execute("DETACH DATABASE orphan")
+
+
+def _now_ms() -> int:
+    return now_ms()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
+    """Create the current schema in ``schema`` (an attached database too), migrating the previous one."""
+    version = int(conn.execute(f"PRAGMA {schema}.user_version").fetchone()[0])
+    if version == SCHEMA_VERSION:
+        return
+    tables = {name for (name,) in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type='table'")}
+    if not tables and schema == "main":
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # (only before the first table)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "outbox" in tables and version < SCHEMA_VERSION:
+            conn.execute(f"ALTER TABLE {schema}.outbox RENAME TO outbox_v1")
+            conn.execute(f"DROP INDEX IF EXISTS {schema}.outbox_live")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement.replace("EXISTS ", f"EXISTS {schema}.", 1))
+        if "outbox" in tables and version < SCHEMA_VERSION:
+            _migrate_v1(conn, schema)
+        conn.execute(f"PRAGMA {schema}.user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _migrate_v1(conn: sqlite3.Connection, schema: str) -> None:
+    at = _now_ms()
+    conn.execute(
+        f"INSERT INTO {schema}.outbox ({_COLUMNS}) "
+        "SELECT created_ns / 1000000, created_ns / 1000000, attempts, session_id, cluster, last_error, "
+        f"payload FROM {schema}.outbox_v1 WHERE dead = 0 ORDER BY id"
+    )
+    conn.execute(
+        f"INSERT INTO {schema}.quarantine "
+        "(created_ms, quarantined_ms, attempts, session_id, cluster, reason, payload) "
+        f"SELECT created_ns / 1000000, ?, attempts, session_id, cluster, "
+        "COALESCE(last_error, 'rejected by the Delivery API'), payload "
+        f"FROM {schema}.outbox_v1 WHERE dead = 1",
+        (at,),
+    )
+    conn.execute(f"DROP TABLE {schema}.outbox_v1")
+
+
+def open_or_replace(
+    path: Path, *, busy_timeout_s: float = 0.0, autocheckpoint_pages: int = 4096
+) -> OutboxStore:
+    """:meth:`OutboxStore.open` for the serving process at start: a file that is not a readable outbox
+    (not a database, a failed ``quick_check``, a schema that cannot be migrated) is renamed
+    ``<name>.corrupt-<UTC timestamp>`` (with its ``-wal`` and ``-shm``), logged as an error, and a fresh
+    outbox created in its place. Call it only while holding the file's claim (``claim_outbox_path``).
+    Raises ``sqlite3.Error`` only when even a fresh file cannot be created (e.g. the disk is full)."""
+    try:
+        store = OutboxStore.open(path, busy_timeout_s=5.0, autocheckpoint_pages=autocheckpoint_pages)
+        try:
+            verdict = store._conn.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {verdict}")
+        except BaseException:
+            store.close()
+            raise
+    except sqlite3.DatabaseError as exc:
+        if is_disk_full(exc):
+            raise
+        aside = _move_aside(path)
+        log.error(
+            "outbox: %s is not a readable outbox (%s); moved aside to %s, a fresh outbox is created "
+            "(the rows in it are not sent; inspect or delete it)",
+            path,
+            exc,
+            aside,
+        )
+        store = OutboxStore.open(path, busy_timeout_s=5.0, autocheckpoint_pages=autocheckpoint_pages)
+    store._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+    return store
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, Path(f"{aside}{suffix}"))
+    return aside
