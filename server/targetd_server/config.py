@@ -89,6 +89,27 @@ class Settings:
     artifact_read_timeout: float = _opt(
         30.0, "Artifact download read timeout (longest wait for data), seconds.", kind=float
     )
+    artifact_download_timeout: float = _opt(
+        120.0, "Bound on one whole artifact download (connect + full body), seconds.", kind=float
+    )
+    artifact_max_bytes: int = _opt(
+        64 * 1024 * 1024,
+        "Largest artifact download as sent (compressed), bytes; larger is refused.",
+        kind=int,
+    )
+    artifact_max_decompressed_bytes: int = _opt(
+        64 * 1024 * 1024, "Largest artifact once decompressed, bytes; larger is refused.", kind=int
+    )
+    max_mboxes_per_request: int = _opt(
+        50,
+        "Mboxes per request (execute + prefetch + GetAttributes names); more is INVALID_ARGUMENT.",
+        kind=int,
+    )
+    max_views_per_request: int = _opt(50, "Views per request; more is INVALID_ARGUMENT.", kind=int)
+    max_items_per_field: int = _opt(
+        100, "Entries of any other list or map of a request (parameters, notifications, ...).", kind=int
+    )
+    max_string_length: int = _opt(8192, "Characters of any string (or map key) of a request.", kind=int)
     edge_host_template: str = _opt(
         "mboxedge{cluster}.tt.omtrdc.net",
         "Delivery API host once an edge cluster is known ({cluster} is replaced); change only for a proxy "
@@ -149,12 +170,19 @@ class Settings:
             "outbox_max_rows",
             "outbox_batch_size",
             "outbox_concurrency",
+            "artifact_max_bytes",
+            "artifact_max_decompressed_bytes",
+            "max_mboxes_per_request",
+            "max_views_per_request",
+            "max_items_per_field",
+            "max_string_length",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in (
             "artifact_connect_timeout",
             "artifact_read_timeout",
+            "artifact_download_timeout",
             "heartbeat_interval",
             "grace_period",
         ):
