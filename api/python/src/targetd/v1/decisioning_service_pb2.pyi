@@ -734,6 +734,7 @@ class GetStatusResponse(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CLIENT_FIELD_NUMBER: _builtins.int
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    OUTBOX_FIELD_NUMBER: _builtins.int
     ready: _builtins.bool
     """Whether decisions can be served."""
     decisioning_method: _delivery_pb2.DecisioningMethod.ValueType
@@ -761,6 +762,10 @@ class GetStatusResponse(_message.Message):
     def last_error(self) -> Global___EventError:
         """Last fetch error, cleared by the next success."""
 
+    @_builtins.property
+    def outbox(self) -> Global___OutboxStatus:
+        """The notification pipeline (durable outbox and sender); absent when there is none."""
+
     def __init__(
         self,
         *,
@@ -776,11 +781,106 @@ class GetStatusResponse(_message.Message):
         version: _builtins.str = ...,
         client: _builtins.str = ...,
         organization_id: _builtins.str = ...,
+        outbox: Global___OutboxStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "last_error", b"last_error", "last_fetch_time", b"last_fetch_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "last_error", b"last_error", "last_fetch_time", b"last_fetch_time", "outbox", b"outbox"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "artifact_age_seconds", b"artifact_age_seconds", "artifact_location", b"artifact_location", "client", b"client", "decisioning_method", b"decisioning_method", "last_error", b"last_error", "last_fetch_time", b"last_fetch_time", "last_sequence", b"last_sequence", "organization_id", b"organization_id", "ready", b"ready", "subscriber_count", b"subscriber_count", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "artifact_age_seconds", b"artifact_age_seconds", "artifact_location", b"artifact_location", "client", b"client", "decisioning_method", b"decisioning_method", "last_error", b"last_error", "last_fetch_time", b"last_fetch_time", "last_sequence", b"last_sequence", "organization_id", b"organization_id", "outbox", b"outbox", "ready", b"ready", "subscriber_count", b"subscriber_count", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatusResponse: _TypeAlias = GetStatusResponse  # noqa: Y015
+
+@_typing.final
+class OutboxStatus(_message.Message):
+    """The state of the notification pipeline: what waits on disk, what could not be stored, the sender.
+    `degraded` is true when notifications are being dropped or not delivered (decisions are still served and
+    health stays SERVING: see docs/remote.md).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DroppedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DEGRADED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    BACKLOG_FIELD_NUMBER: _builtins.int
+    OLDEST_AGE_MS_FIELD_NUMBER: _builtins.int
+    QUARANTINED_FIELD_NUMBER: _builtins.int
+    STORED_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
+    SENDER_STATE_FIELD_NUMBER: _builtins.int
+    SENDER_RESTARTS_FIELD_NUMBER: _builtins.int
+    SENDER_PID_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    FILE_BYTES_FIELD_NUMBER: _builtins.int
+    WAL_BYTES_FIELD_NUMBER: _builtins.int
+    degraded: _builtins.bool
+    """True when the pipeline cannot store (disk full, outbox full) or deliver (sender down) right now."""
+    reason: _builtins.str
+    """Why it is degraded (the last storage or sender error); empty when not degraded."""
+    backlog: _builtins.int
+    """Rows waiting on disk (in flight included) and the age of the oldest one, milliseconds."""
+    oldest_age_ms: _builtins.int
+    quarantined: _builtins.int
+    """Rows in the quarantine table (content the Delivery API will not take; see `targetd outbox list`)."""
+    stored: _builtins.int
+    """Rows stored since this process started."""
+    sender_state: _builtins.str
+    """The sender process: "starting", "running", "backing_off" (restarting after it died), "stopped"."""
+    sender_restarts: _builtins.int
+    """Times the sender process was restarted since start, and its process id (0: none running)."""
+    sender_pid: _builtins.int
+    delivered: _builtins.int
+    """Rows the sender reports delivered since this process started."""
+    file_bytes: _builtins.int
+    """Bytes of the outbox database file and of its write-ahead log."""
+    wal_bytes: _builtins.int
+    @_builtins.property
+    def dropped(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Notifications that could not be stored since start, by reason: "outbox_full", "disk_full",
+        "storage_busy", "storage_error".
+        """
+
+    def __init__(
+        self,
+        *,
+        degraded: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        backlog: _builtins.int = ...,
+        oldest_age_ms: _builtins.int = ...,
+        quarantined: _builtins.int = ...,
+        stored: _builtins.int = ...,
+        dropped: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        sender_state: _builtins.str = ...,
+        sender_restarts: _builtins.int = ...,
+        sender_pid: _builtins.int = ...,
+        delivered: _builtins.int = ...,
+        file_bytes: _builtins.int = ...,
+        wal_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backlog", b"backlog", "degraded", b"degraded", "delivered", b"delivered", "dropped", b"dropped", "file_bytes", b"file_bytes", "oldest_age_ms", b"oldest_age_ms", "quarantined", b"quarantined", "reason", b"reason", "sender_pid", b"sender_pid", "sender_restarts", b"sender_restarts", "sender_state", b"sender_state", "stored", b"stored", "wal_bytes", b"wal_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutboxStatus: _TypeAlias = OutboxStatus  # noqa: Y015
