@@ -24,11 +24,12 @@ ALLOWED: dict[str, set[str]] = {
     "artifacts": BASE | {"engine", "events", "transport"},
     "delivery": BASE | {"engine", "transport"},
     "calls": BASE | {"engine", "artifacts", "delivery", "events"},
-    "service": BASE | {"calls"},
+    "http_edge": BASE | {"calls"},
+    "service": BASE | {"calls", "http_edge"},
     "main": BASE | {"service"},
 }
 # Packages whose public API is their __init__: other layers may not import their submodules.
-PACKAGES = {"engine", "artifacts", "delivery", "events", "calls", "service"}
+PACKAGES = {"engine", "artifacts", "delivery", "events", "calls", "service", "http_edge"}
 
 
 def _layer(path: Path) -> str:

@@ -24,6 +24,7 @@ from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
 from targetd_server import metrics
 from targetd_server.calls import TargetClient
 from targetd_server.config import Settings
+from targetd_server.http_edge import HttpEdge
 from targetd_server.service.interceptors import TokenAuthInterceptor
 from targetd_server.service.servicer import DecisioningServicer
 
@@ -79,13 +80,17 @@ class RunningServer:
     health: health.aio.HealthServicer
     port: int
     settings: Settings
+    http: HttpEdge | None = None  # the Delivery API over HTTP, when settings.http_listen is set
 
     async def stop(self) -> None:
         """Graceful stop: health NOT_SERVING first, SHUTDOWN to event subscribers, then in-flight calls get
         the grace period, then the client stops (flushing the outbox)."""
         await self.health.enter_graceful_shutdown()
         await self.client.begin_shutdown()  # subscribers get SHUTDOWN and leave
-        await self.server.stop(self.settings.grace_period)  # in-flight calls finish
+        stopping = [self.server.stop(self.settings.grace_period)]  # in-flight calls finish
+        if self.http is not None:
+            stopping.append(self.http.stop())  # in-flight HTTP requests too, in the same grace period
+        await asyncio.gather(*stopping)
         await self.client.stop()  # then polling stops and the outbox flushes
 
 
@@ -137,8 +142,11 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
     await server.start()
     _bind_gauges(client)
     client.add_readiness_listener(on_readiness)
+    http = HttpEdge(settings, client) if settings.http_listen else None
+    if http is not None:
+        await http.start()
     await client.start()
-    return RunningServer(server, client, health_servicer, port, settings)
+    return RunningServer(server, client, health_servicer, port, settings, http)
 
 
 async def serve(settings: Settings, *, announce: bool = True) -> None:
@@ -151,6 +159,9 @@ async def serve(settings: Settings, *, announce: bool = True) -> None:
     if announce:
         # One machine-readable line on stdout, so that scripts and tests learn the bound port.
         print(f"targetd listening on {host}:{running.port}", flush=True)
+        if running.http is not None:
+            http_host = (settings.http_listen or "").rsplit(":", 1)[0]
+            print(f"targetd http listening on {http_host}:{running.http.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
