@@ -130,6 +130,12 @@ class Settings:
     polling_interval_minimum: int = _opt(
         300000, "Development only: polling_interval floor, ms (Node: 300000); lower only in tests.", kind=int
     )
+    fixed_clock: int | None = _opt(
+        None,
+        "Development and tests only: on-device decisions see this epoch-ms time (differential test).",
+        kind=int,
+        optional=True,
+    )
     tls_cert: str | None = _opt(None, "Server certificate (PEM) path; enables TLS.", optional=True)
     tls_key: str | None = _opt(None, "Server private key (PEM) path.", optional=True)
     tls_client_ca: str | None = _opt(

@@ -126,6 +126,8 @@ class OnDevice:
         self._outbox = outbox
         self._location = location
         self._telemetry = telemetry
+        fixed = settings.fixed_clock  # development and tests only (the differential test)
+        self._clock: Callable[[], int] | None = None if fixed is None else (lambda: fixed)
 
     async def decide(
         self, request: delivery_pb2.DeliveryRequest, options: CallOptions, time_remaining: float | None
@@ -155,6 +157,7 @@ class OnDevice:
             client_hint=self._location.value,
             geo=geo,
             telemetry=self._telemetry,
+            clock=self._clock,
         )
         if outcome.outbound is not None:
             self.enqueue(outcome.outbound, outcome.identity)
