@@ -102,3 +102,35 @@ def test_every_example_is_known() -> None:
 def test_openapi_examples_round_trip(name: str) -> None:
     document = _load_lenient(OPENAPI / "delivery" / "examples" / name)
     _round_trip(document, _EXAMPLE_TYPES[name]())
+
+
+@pytest.mark.parametrize(
+    ("sent", "seen"),
+    [
+        (True, "true"),
+        (False, "false"),
+        (0, "0"),
+        (10, "10"),
+        (-3, "-3"),
+        (1.5, "1.5"),
+        (2.0, "2"),
+        (0.000001, "0.000001"),
+        (1e-7, "1e-7"),
+        (1e16, "10000000000000000"),
+        (1e21, "1e+21"),
+        (123456789012345678.0, "123456789012345680"),
+    ],
+)
+def test_parameter_numbers_and_booleans_become_javascript_strings(sent: Any, seen: str) -> None:
+    """Node callers send numbers and booleans in parameters/profileParameters; JavaScript's String()."""
+    request = parse_dict(
+        {"execute": {"mboxes": [{"name": "m", "parameters": {"p": sent}, "profileParameters": {"q": sent}}]}},
+        delivery_pb2.DeliveryRequest(),
+    )
+    mbox = request.execute.mboxes[0]
+    assert (mbox.parameters["p"], mbox.profile_parameters["q"]) == (seen, seen)
+
+
+def test_other_string_fields_still_refuse_numbers() -> None:
+    with pytest.raises(JsonMappingError, match="expected a string, got a number"):
+        parse_dict({"execute": {"mboxes": [{"name": 5}]}}, delivery_pb2.DeliveryRequest())

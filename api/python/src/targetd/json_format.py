@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 from google.protobuf import struct_pb2
@@ -244,8 +245,33 @@ def _parse_map(value: Any, message: Message, field: _Desc, path: str, ignore_unk
             continue
         if value_field.type == FieldDescriptor.TYPE_MESSAGE:
             _parse_into(item, container[key], value_field, item_path, ignore_unknown)
+        elif field.name in _STRINGIFIED_MAPS and isinstance(item, bool | int | float):
+            container[key] = js_string(item)
         else:
             container[key] = _parse_scalar(item, value_field, item_path)
+
+
+# Maps whose values Node callers send as numbers or booleans; Node's JSON-to-model step keeps them and the
+# rule evaluation sees them as JavaScript strings would be built from them, so they are accepted here and
+# converted as JavaScript's String() does.
+_STRINGIFIED_MAPS = frozenset({"parameters", "profile_parameters"})
+
+
+def js_string(value: bool | int | float) -> str:
+    """``String(value)`` of JavaScript for a JSON boolean or number (``true``, ``10``, ``1.5``, ``1e+21``,
+    ``1e-7``). Raises nothing; NaN/infinity cannot come from JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**21 else js_string(float(value))
+    if value == 0:
+        return "0"
+    if 1e-6 <= abs(value) < 1e21:
+        text = format(Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mantissa, _, exponent = repr(value).partition("e")  # repr uses an exponent out of [1e-4, 1e16)
+    power = int(exponent)
+    return f"{mantissa}e{'+' if power > 0 else '-'}{abs(power)}"
 
 
 def _parse_scalar(value: Any, field: _Desc, path: str) -> Any:
