@@ -123,6 +123,13 @@ class Settings:
     outbox_max_rows: int = _opt(
         100000, "Notification outbox capacity, rows; when full new rows are refused and counted.", kind=int
     )
+    outbox_commit_window: float = _opt(
+        0.0,
+        "Group commit window of the outbox, ms: the calls of one window share one SQLite transaction "
+        "(0: the calls of one event-loop turn, no added wait).",
+        kind=float,
+    )
+    outbox_commit_rows: int = _opt(256, "Rows after which an outbox group commits at once.", kind=int)
     outbox_batch_size: int = _opt(100, "Outbox rows taken per send round.", kind=int)
     outbox_concurrency: int = _opt(16, "Concurrent Delivery API calls of the outbox sender.", kind=int)
     outbox_max_backoff: float = _opt(60.0, "Longest wait between outbox retries, seconds.", kind=float)
@@ -160,6 +167,8 @@ class Settings:
             raise ConfigError("timeout must be a positive number of milliseconds")
         if self.polling_interval < 0:
             raise ConfigError("polling_interval must be 0 (off) or a number of milliseconds")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError("log_level must be debug, info, warning or error")
         if self.log_format not in ("json", "text"):
             raise ConfigError("log_format must be json or text")
         if bool(self.tls_cert) != bool(self.tls_key):
