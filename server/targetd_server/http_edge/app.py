@@ -87,7 +87,6 @@ class HttpEdge:
             port,
             ssl_context=_ssl_context(self._settings),
             reuse_port=True,
-            shutdown_timeout=self._settings.grace_period,
         )
         try:
             await site.start()
