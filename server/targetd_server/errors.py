@@ -58,3 +58,8 @@ class OverloadedError(TargetdError):
 
 class ConfigError(TargetdError):
     """The service configuration is invalid; raised at start-up only."""
+
+
+class ListenError(ConfigError):
+    """The server cannot listen on its address (in use, not local); raised at start-up only. The message
+    is ``cannot listen on HOST:PORT: <reason>``."""
