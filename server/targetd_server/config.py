@@ -130,9 +130,22 @@ class Settings:
         kind=float,
     )
     outbox_commit_rows: int = _opt(256, "Rows after which an outbox group commits at once.", kind=int)
-    outbox_batch_size: int = _opt(100, "Outbox rows taken per send round.", kind=int)
-    outbox_concurrency: int = _opt(16, "Concurrent Delivery API calls of the outbox sender.", kind=int)
+    outbox_batch_size: int = _opt(256, "Outbox rows the sender process claims at a time.", kind=int)
+    outbox_concurrency: int = _opt(
+        512,
+        "Delivery API requests the sender process keeps in flight (its window; as many keep-alive "
+        "connections).",
+        kind=int,
+    )
     outbox_max_backoff: float = _opt(60.0, "Longest wait between outbox retries, seconds.", kind=float)
+    outbox_max_age: float = _opt(
+        86400.0,
+        "Seconds a row is retried on retryable failures (5xx, 408, 429, network) before it is quarantined.",
+        kind=float,
+    )
+    outbox_reject_retries: int = _opt(
+        5, "Times a row the Delivery API rejects (other 4xx) is retried before it is quarantined.", kind=int
+    )
     outbox_flush_timeout: float = _opt(5.0, "Time the outbox gets to send on shutdown, seconds.", kind=float)
     polling_interval_minimum: int = _opt(
         300000, "Development only: polling_interval floor, ms (Node: 300000); lower only in tests.", kind=int
@@ -185,6 +198,7 @@ class Settings:
             "outbox_max_rows",
             "outbox_batch_size",
             "outbox_concurrency",
+            "outbox_reject_retries",
             "artifact_max_bytes",
             "artifact_max_decompressed_bytes",
             "max_mboxes_per_request",
