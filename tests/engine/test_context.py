@@ -21,7 +21,11 @@ URL_CASES = [
         "https://www.shop.target.com:443/",
         ("target.com", "shop", "com", "/", "", ""),
     ),  # "www." is 4 characters
-    ("https://wwwx.target.com/", ("target.com", "wwwx", "com", "/", "", "")),
+    ("https://wwwx.target.com/", ("target.com", "", "com", "/", "", "")),  # Node: substring(4)
+    # psl calls a host with an unlisted last label invalid: the host as given, no TLD (Node)
+    ("https://www.local-target-test/x", ("www.local-target-test", "", "", "/x", "", "")),
+    ("http://Test.Local-Target-Test:8080/", ("Test.Local-Target-Test", "", "", "/", "", "")),
+    ("https://co.uk/", ("co.uk", "", "", "/", "", "")),
     ("http://user:pw@a.b.example.co.uk/x?y#z", ("example.co.uk", "a.b", "co.uk", "/x", "y", "z")),
     (
         "https://test.wayne-enterprises.us-east-1.elasticbeanstalk.com",
@@ -96,12 +100,23 @@ def test_client_hints_come_first() -> None:
         99,
         "mac",
     )
-    assert browser_context("", "", "", '"Chromium";v="101", "Not(A:Brand";v="8"') == (
-        "chrome",
-        101,
-        "unknown",
-    )
-    assert browser_context(CHROME_MAC, "Android") == ("chrome", 80, "android")
+    # Node's hint patterns know Chrome, Edge, Safari and Firefox brands only; a present platform is used
+    # as given (even empty), mapped only for Windows/macOS/Linux
+    assert browser_context("", None, "", '"Chromium";v="101", "Not(A:Brand";v="8"') == ("unknown", -1, "unknown")
+    assert browser_context("", "", "", "") == ("unknown", -1, "")
+    assert browser_context(CHROME_MAC, "Android") == ("chrome", 80, "Android")
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "platform"),
+    [
+        ("Mozilla/5.0 (Linux; Android 10; SM-G973F) AppleWebKit/537.36 Chrome/86.0 Mobile Safari/537.36", "Android"),
+        ("Mozilla/5.0 (X11; CrOS x86_64 13421.89.0) AppleWebKit/537.36 Chrome/86.0 Safari/537.36", "Unix"),
+        ("Mozilla/5.0 (Linux; U; en-US) AppleWebKit/528.5+", "unknown"),  # no " Linux " (Node)
+    ],
+)
+def test_platform_names_as_node(user_agent: str, platform: str) -> None:
+    assert browser_context(user_agent)[2] == platform
 
 
 def test_client_hints_reach_the_rules() -> None:

@@ -360,7 +360,8 @@ def compile_artifact(
     trace_info: dict[str, Any] = {
         "artifactLocation": artifact_location or "Not Applicable",
         "pollingInterval": polling_interval_ms,
-        "pollingHalted": polling_interval_ms == 0,
+        # Node snapshots its provider's flag when the tracer is made, before anything could halt polling.
+        "pollingHalted": False,
         "artifactVersion": version,
         "artifactRetrievalCount": retrieval_count,
     }

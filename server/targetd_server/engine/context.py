@@ -44,7 +44,7 @@ def user_context(context: delivery_pb2.Context) -> dict[str, Any]:
     hints = context.client_hints
     browser_type, browser_version, platform = browser_context(
         context.user_agent,
-        hints.platform,
+        hints.platform if hints.HasField("platform") else None,
         hints.browser_ua_with_full_version,
         hints.browser_ua_with_major_version,
     )

@@ -3,12 +3,12 @@
 Node splits a URL with ``parse-uri`` (loose mode) and the host with ``psl``; this module does the same
 with the same regular expression and ``publicsuffixlist`` (ICANN and private suffixes):
 
-* ``domain`` is the registrable domain (``hooli.com``, lower-cased as psl does), or the whole host when it
-  has none (a single label such as ``local-target-test``, a ``.local`` name, an IP address); never a port;
-* ``topLevelDomain`` is the public suffix (``us-east-1.elasticbeanstalk.com``), ``""`` when there is no
-  registrable domain;
-* ``subdomain`` is what precedes the domain, with a leading ``www.`` removed (4 characters: Node's
-  behaviour, not the Python SDK's 3-character bug);
+* ``domain`` is the registrable domain (``hooli.com``, lower-cased as psl does), or the whole host *as
+  given* when psl calls it invalid (a single label, an unlisted last label such as ``local-target-test``,
+  a ``.local`` name, an IP address); never a port;
+* ``topLevelDomain`` is the public suffix (``us-east-1.elasticbeanstalk.com``), ``""`` for an invalid host;
+* ``subdomain`` is what precedes the domain, less its first 4 characters when it starts with ``www``
+  (Node's ``substring(4)``, not the Python SDK's 3-character bug);
 * ``path``, ``query`` (without ``?``) and ``fragment`` (without ``#``), plus ``<field>_lc`` lower-cased.
 
 Results are cached per URL string in a bounded LRU cache; callers must treat them as read-only.
@@ -16,7 +16,6 @@ Results are cached per URL string in a bounded LRU cache; callers must treat the
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from functools import lru_cache
 from typing import Any
@@ -46,37 +45,49 @@ def warm_up() -> None:
     _suffix_list()
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+_LABEL = re.compile(r"^[a-z0-9-]{1,63}$")
+
+
+def _valid_host(lowered: str) -> bool:
+    """psl's ``validate``: 1..255 characters, labels of 1..63 of ``[a-z0-9-]`` not starting or ending with
+    a dash (a non-ASCII label is checked in its punycode form)."""
+    if not 0 < len(lowered) <= 255:
         return False
+    for label in lowered.split("."):
+        if not label.isascii():
+            try:
+                label = "xn--" + label.encode("punycode").decode("ascii")
+            except UnicodeError:
+                return False
+        if not _LABEL.match(label) or label[0] == "-" or label[-1] == "-":
+            return False
     return True
 
 
 @lru_cache(maxsize=4096)
 def parse_domain(host: str) -> tuple[str, str, str]:
-    """``(domain, subdomain, topLevelDomain)`` of a host name (no port).
+    """``(domain, subdomain, topLevelDomain)`` of a host name (no port), as Node's ``parseDomainPsl``.
 
-    Like ``psl.parse``, the host is lower-cased and a trailing dot ignored; a host with no registrable
-    domain (one label, a ``.local`` name, a bare public suffix) keeps the host as ``domain`` with empty
-    subdomain and TLD, as Node falls back. IP addresses are kept whole (psl would split their numbers).
+    A host psl calls valid — well-formed labels, a *listed* public suffix and a registrable domain below
+    it — gives the registrable domain and suffix lower-cased (psl lower-cases and drops a trailing dot),
+    and the subdomain without its first four characters when it starts with ``www`` (Node's
+    ``substring(4)``). Any other host (one label, an unlisted last label such as ``local-target-test``, a
+    ``.local`` name, an IP address, a bare public suffix) is kept as given as ``domain``, with empty
+    subdomain and TLD.
     """
-    if not host or "." not in host or _is_ip(host):
-        return host, "", ""
-    lowered = host.lower().rstrip(".")
-    if lowered.rsplit(".", 1)[-1] == "local":
+    lowered = host.lower()
+    if lowered.endswith("."):
+        lowered = lowered[:-1]
+    if not _valid_host(lowered) or lowered.rsplit(".", 1)[-1] == "local":
         return host, "", ""
     psl = _suffix_list()
-    registrable = psl.privatesuffix(lowered)
+    registrable = psl.privatesuffix(lowered, accept_unknown=False)
     if registrable is None:
         return host, "", ""
-    suffix = psl.publicsuffix(lowered) or ""
+    suffix = psl.publicsuffix(lowered, accept_unknown=False) or ""
     subdomain = lowered[: len(lowered) - len(registrable) - 1] if len(lowered) > len(registrable) else ""
-    if subdomain.startswith("www."):
+    if subdomain.startswith("www"):
         subdomain = subdomain[4:]
-    elif subdomain == "www":
-        subdomain = ""
     return registrable, subdomain, suffix
 
 
