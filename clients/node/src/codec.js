@@ -1,13 +1,17 @@
 'use strict';
-// Delivery API JSON <-> targetd.v1 protobuf, over protobufjs reflection of ../../protos loaded at runtime.
+// Delivery API JSON <-> targetd.v1 protobuf, over protobufjs reflection of the protos loaded at runtime: the
+// package's own copy (protos/, put there by `npm pack`'s prepack script) or, in the repository, ../../protos.
 // Keys are the fields' JSON names (camelCase, `$_type`, `webGLRenderer`); enums use their
 // (targetd.v1.json_value) spelling ("web", "display", "on-device"); google.protobuf.Value/Struct/ListValue
 // are plain JSON; absent fields are left out. Mirrors clients/python/src/targetd_client/json_format.py.
 
+const fs = require('node:fs');
 const path = require('node:path');
 const protobuf = require('protobufjs');
 
-const DEFAULT_PROTOS = path.resolve(__dirname, '..', '..', '..', 'protos');
+const PACKAGED_PROTOS = path.resolve(__dirname, '..', 'protos');
+const REPO_PROTOS = path.resolve(__dirname, '..', '..', '..', 'protos');
+const DEFAULT_PROTOS = fs.existsSync(path.join(PACKAGED_PROTOS, 'targetd', 'v1')) ? PACKAGED_PROTOS : REPO_PROTOS;
 const JSON_VALUE = '(targetd.v1.json_value)';
 const BUILTIN = new Set(['struct.proto', 'timestamp.proto']); // bundled with protobufjs (protobuf.common)
 
@@ -133,9 +137,12 @@ class Codec {
     }
   }
 
+  // The request's wire bytes as a Buffer (no copy: protobufjs writes into a Buffer under Node). Throws
+  // TypeError naming the field when `data` is not valid Delivery API JSON for the type.
   encode(typeName, data) {
     const type = this.type(typeName);
-    return type.encode(type.fromObject(this.fromJson(type, data))).finish();
+    const bytes = type.encode(type.fromObject(this.fromJson(type, data))).finish();
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   // ------------------------------------------------------------------ protobufjs message -> JSON

@@ -7,8 +7,8 @@
 //   const { response } = await client.getOffers({ request: { execute: { mboxes: [{ name: 'home', index: 1 }] } } });
 //
 // Requests and responses are Delivery API JSON (camelCase, enum strings such as "web" / "display").
-// The protos are loaded at runtime from ../../protos (option `protosDir`) with protobufjs and called with
-// @grpc/grpc-js; see README.md for why.
+// The protos are loaded at runtime (the package's protos/, or ../../protos in the repository; option
+// `protosDir`) with protobufjs and called with @grpc/grpc-js; see README.md for why.
 
 const grpc = require('@grpc/grpc-js');
 const fs = require('node:fs');
@@ -40,6 +40,13 @@ function codecFor(protosDir) {
   return shared;
 }
 
+// A request already encoded by TargetClient._unary (validated there, so it is encoded once per call).
+class Encoded {
+  constructor(bytes) {
+    this.bytes = bytes;
+  }
+}
+
 // A grpc-js client constructor built from the service's reflection; (de)serialisation through the codec.
 function serviceClient(codec) {
   const service = codec.root.lookupService(SERVICE);
@@ -51,7 +58,7 @@ function serviceClient(codec) {
       path: `/${SERVICE}/${method.name}`,
       requestStream: Boolean(method.requestStream),
       responseStream: Boolean(method.responseStream),
-      requestSerialize: (json) => Buffer.from(codec.encode(requestType, json)),
+      requestSerialize: (request) => (request instanceof Encoded ? request.bytes : codec.encode(requestType, request)),
       responseDeserialize: (buffer) => codec.decode(responseType, buffer),
     };
   }
@@ -130,13 +137,13 @@ class TargetClient {
     return new Promise((resolve, reject) => {
       let payload;
       try {
-        payload = this.codec.encode(`targetd.v1.${method}Request`, request); // validate before sending
+        // Encoded (and so validated) here, once: requestSerialize passes the bytes through.
+        payload = new Encoded(this.codec.encode(`targetd.v1.${method}Request`, request));
       } catch (error) {
         reject(new TargetdError(error.message, { code: Status.INVALID_ARGUMENT }));
         return;
       }
-      void payload;
-      this.stub[method](request, this._metadata(), { deadline }, (error, reply) => {
+      this.stub[method](payload, this._metadata(), { deadline }, (error, reply) => {
         if (error) reject(fromServiceError(error));
         else resolve(reply);
       });

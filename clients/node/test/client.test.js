@@ -151,3 +151,20 @@ test('subscribeEvents streams the raw events, state first', async () => {
     subscription.cancel();
   }
 });
+
+test('a unary call encodes its request once (validation and the wire share the bytes)', async () => {
+  const encode = client.codec.encode;
+  const encoded = [];
+  client.codec.encode = function counted(typeName, data) {
+    encoded.push(typeName);
+    return encode.call(this, typeName, data);
+  };
+  try {
+    const result = await client.getOffers({ request: { execute: { mboxes: [{ name: 'home', index: 1 }] } } });
+    assert.equal(result.response.execute.mboxes[0].name, 'home');
+    await client.getStatus();
+  } finally {
+    client.codec.encode = encode;
+  }
+  assert.deepEqual(encoded, ['targetd.v1.GetOffersRequest', 'targetd.v1.GetStatusRequest']);
+});
