@@ -102,7 +102,11 @@ def test_client_hints_come_first() -> None:
     )
     # Node's hint patterns know Chrome, Edge, Safari and Firefox brands only; a present platform is used
     # as given (even empty), mapped only for Windows/macOS/Linux
-    assert browser_context("", None, "", '"Chromium";v="101", "Not(A:Brand";v="8"') == ("unknown", -1, "unknown")
+    assert browser_context("", None, "", '"Chromium";v="101", "Not(A:Brand";v="8"') == (
+        "unknown",
+        -1,
+        "unknown",
+    )
     assert browser_context("", "", "", "") == ("unknown", -1, "")
     assert browser_context(CHROME_MAC, "Android") == ("chrome", 80, "Android")
 
@@ -110,7 +114,10 @@ def test_client_hints_come_first() -> None:
 @pytest.mark.parametrize(
     ("user_agent", "platform"),
     [
-        ("Mozilla/5.0 (Linux; Android 10; SM-G973F) AppleWebKit/537.36 Chrome/86.0 Mobile Safari/537.36", "Android"),
+        (
+            "Mozilla/5.0 (Linux; Android 10; SM-G973F) AppleWebKit/537.36 Chrome/86.0 Mobile Safari/537.36",
+            "Android",
+        ),
         ("Mozilla/5.0 (X11; CrOS x86_64 13421.89.0) AppleWebKit/537.36 Chrome/86.0 Safari/537.36", "Unix"),
         ("Mozilla/5.0 (Linux; U; en-US) AppleWebKit/528.5+", "unknown"),  # no " Linux " (Node)
     ],

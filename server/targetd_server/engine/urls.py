@@ -53,10 +53,11 @@ def _valid_host(lowered: str) -> bool:
     a dash (a non-ASCII label is checked in its punycode form)."""
     if not 0 < len(lowered) <= 255:
         return False
-    for label in lowered.split("."):
-        if not label.isascii():
+    for raw in lowered.split("."):
+        label = raw
+        if not raw.isascii():
             try:
-                label = "xn--" + label.encode("punycode").decode("ascii")
+                label = "xn--" + raw.encode("punycode").decode("ascii")
             except UnicodeError:
                 return False
         if not _LABEL.match(label) or label[0] == "-" or label[-1] == "-":

@@ -11,8 +11,9 @@ Node SDK semantics (target-tools ``browserFromUserAgent``, ``operatingSystemFrom
 * platform: ``clientHints.platform`` whenever it is present (even empty), else the first of iOS
   (``iPhone|iPad|iPod``), Android (``Android <version>;``), Linux (`` Linux ``), Unix
   (``FreeBSD|OpenBSD|CrOS``), Windows (``(Windows `` or `` Windows ``), Mac OS (``Macintosh;``), matched
-  case-sensitively, else ``unknown``; then ``Windows``→``windows``, ``Macintosh``/``Mac OS``/``macOS``→``mac``,
-  ``Linux``→``linux``, any other value unchanged (``Android``, ``iOS``, ``Unix``, ``Chrome OS`` …).
+  case-sensitively, else ``unknown``; then ``Windows``→``windows``,
+  ``Macintosh``/``Mac OS``/``macOS``→``mac``, ``Linux``→``linux``, any other value unchanged
+  (``Android``, ``iOS``, ``Unix``, ``Chrome OS`` …).
 
 ``ua-parser`` is deliberately not used: its families differ from what the artifacts target, and a handful of
 regexes is both faithful and far cheaper. Results are cached per input in a bounded LRU cache (2048).
@@ -52,7 +53,13 @@ _PLATFORMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"Macintosh;"), "Mac OS"),
 )
 
-_TARGET_PLATFORMS = {"Windows": "windows", "Macintosh": "mac", "Mac OS": "mac", "macOS": "mac", "Linux": "linux"}
+_TARGET_PLATFORMS = {
+    "Windows": "windows",
+    "Macintosh": "mac",
+    "Mac OS": "mac",
+    "macOS": "mac",
+    "Linux": "linux",
+}
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 
 
