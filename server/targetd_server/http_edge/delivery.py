@@ -17,7 +17,8 @@ A Delivery API call becomes the call the SDKs would make for it:
   sends them, before the answer;
 * a notifications-only request is SendNotifications.
 
-The answer is the Delivery API response JSON (``envelope.response``), as Target's edge answers.
+The answer is the Delivery API response JSON (``envelope.response``), as Target's edge answers, with
+every repeated field of a present object written (``"metrics": []``), as the conformance vectors expect.
 
 Loop affinity: the server's event loop. Raises the domain errors of :mod:`targetd_server.errors`
 (mapped to HTTP in ``status``).
@@ -103,7 +104,7 @@ async def deliver(client: TargetClient, call: pb.GetOffersRequest) -> dict[str, 
     decides = request.HasField("execute") or request.HasField("prefetch") or not request.notifications
     if not decides:
         envelope = await client.send_notifications(_notifications_call(call))
-        return message_to_dict(envelope.response)
+        return message_to_dict(envelope.response, including_empty_repeated=True)
     if not client.ready:
         raise NotReadyError(NOT_READY)
     envelope = await client.get_offers(call)
@@ -112,4 +113,4 @@ async def deliver(client: TargetClient, call: pb.GetOffersRequest) -> dict[str, 
         and envelope.meta.decisioning_method == delivery_pb2.DECISIONING_METHOD_ON_DEVICE
     ):
         await client.send_notifications(_notifications_call(call))
-    return message_to_dict(envelope.response)
+    return message_to_dict(envelope.response, including_empty_repeated=True)
