@@ -18,8 +18,9 @@ from targetd_server import metrics
 from targetd_server.service.server import RunningServer
 from tests.http_edge.support import CLIENT, NOWHERE, delivery_url, post_json, serving, settings
 
-EXECUTE = {
-    "id": {"tntId": "338e3c1e51f7416a8e1ccba4f81acea0.28_0"},
+TNT_ID = "338e3c1e51f7416a8e1ccba4f81acea0.28_0"
+EXECUTE: dict[str, Any] = {
+    "id": {"tntId": TNT_ID},
     "context": {"channel": "web", "address": {"url": "http://local-target-test/"}},
     "execute": {"mboxes": [{"name": "mbox-magician", "index": 1}]},
 }
@@ -49,7 +50,7 @@ async def test_execute_is_decided_on_device(running: RunningServer, session: aio
     status, answer = await post_json(session, delivery_url(running), {**EXECUTE, "requestId": "r-1"})
     assert status == 200
     assert answer["status"] == 200 and answer["requestId"] == "r-1" and answer["client"] == CLIENT
-    assert answer["id"]["tntId"] == EXECUTE["id"]["tntId"]
+    assert answer["id"]["tntId"] == TNT_ID
     (mbox,) = answer["execute"]["mboxes"]
     assert mbox["name"] == "mbox-magician"
     assert mbox["options"][0]["type"] == "json"
