@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line on stderr (or plain text for development)."""
+"""Structured logging: one JSON object per line on stderr (or plain text for development), and
+:class:`Throttled`, the rate limit of log lines about invalid input."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 _RESERVED: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -40,3 +42,52 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class Throttled:
+    """Log lines about invalid input, at most once per ``kind`` per ``interval`` seconds, each cut to
+    ``max_chars`` characters; the next line of a kind says how many were suppressed since the last.
+
+    Callers pass only what identifies the problem (a field path, a rule, an id), never the caller's
+    parameter or profile values. The kinds held are bounded by ``max_kinds`` (past it, the oldest kind is
+    forgotten: at worst one extra line). Thread affinity: none (a lost update under threads only costs an
+    extra or a missing count); ``clock`` is ``time.monotonic`` unless a test passes its own.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float = 60.0,
+        max_chars: int = 300,
+        max_kinds: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._max_chars = max_chars
+        self._max_kinds = max_kinds
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str) -> bool:
+        """Log ``message`` at warning level unless ``kind`` was logged less than ``interval`` ago;
+        returns whether it was logged."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return False
+        if last is None and len(self._last) >= self._max_kinds:
+            oldest = next(iter(self._last))
+            del self._last[oldest]
+            self._suppressed.pop(oldest, None)
+        self._last.pop(kind, None)
+        self._last[kind] = now
+        suppressed = self._suppressed.pop(kind, 0)
+        text = message if len(message) <= self._max_chars else message[: self._max_chars] + "…"
+        if suppressed:
+            text += f" ({suppressed} more like it in the last {self._interval:g} s not logged)"
+        self._logger.warning("%s", text, extra={"kind": kind})
+        return True

@@ -59,8 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as error:
             print(f"targetd: configuration error: {error}", file=sys.stderr)
             return 2
-        configure_logging(settings.log_level, settings.log_format)
-        asyncio.run(serve(settings))
+        try:
+            configure_logging(settings.log_level, settings.log_format)
+            asyncio.run(serve(settings))
+        except ConfigError as error:  # found while starting: an unreadable file, an unusable address
+            print(f"targetd: configuration error: {error}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "probe":
         return probe(args.address, args.timeout)

@@ -22,6 +22,7 @@ from targetd_server import __version__
 from targetd_server.artifacts import ArtifactProvider, ArtifactSnapshot
 from targetd_server.calls.envelope import add_mboxes_to_request, fill_attributes
 from targetd_server.calls.hybrid import route
+from targetd_server.calls.limits import RequestLimits, check_call
 from targetd_server.calls.location import LocationHint
 from targetd_server.calls.notifications import send_notifications
 from targetd_server.calls.on_device import OnDevice
@@ -31,6 +32,7 @@ from targetd_server.calls.server_side import ServerSide
 from targetd_server.config import Settings
 from targetd_server.delivery import DeliveryApi, GeoLookup, Outbox, claim_outbox_path
 from targetd_server.engine import TelemetryProvider
+from targetd_server.errors import InvalidRequestError
 from targetd_server.events import EventBus
 
 log = logging.getLogger("targetd.client")
@@ -48,6 +50,7 @@ class TargetClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.method = _METHODS[settings.decisioning_method]
+        self.limits = RequestLimits.of(settings)
         self._ready = False
         self._ready_event = asyncio.Event()
         self._readiness_listeners: list[Callable[[bool], None]] = []
@@ -175,6 +178,7 @@ class TargetClient:
     ) -> service_pb2.TargetDeliveryResponse:
         """The SDK's get_offers. ``time_remaining`` is the caller's remaining deadline in seconds. Raises
         the domain errors of :mod:`targetd_server.errors`."""
+        check_call(call, self.limits)
         request = validate_request(call.request if call.HasField("request") else None)
         return await self._decide(request, CallOptions.of(call), time_remaining)
 
@@ -183,7 +187,19 @@ class TargetClient:
     ) -> service_pb2.GetAttributesResponse:
         """The SDK's get_attributes: the mboxes are added to ``execute`` unless already requested, and the
         JSON offers of the response are flattened per mbox."""
-        request = add_mboxes_to_request(call.mbox_names, call.request if call.HasField("request") else None)
+        check_call(call, self.limits)
+        for position, name in enumerate(call.mbox_names):
+            if not name:
+                raise InvalidRequestError("an mbox name is required", field=f"mbox_names[{position}]")
+        try:
+            request = add_mboxes_to_request(
+                call.mbox_names, call.request if call.HasField("request") else None
+            )
+        except ValueError:  # the next index past an int32 (protobuf: "Value out of range")
+            raise InvalidRequestError(
+                "the mboxes added for mbox_names would need an index past 2147483647; lower the indexes",
+                field="request.execute.mboxes.index",
+            ) from None
         envelope = await self._decide(validate_request(request), CallOptions.of(call), time_remaining)
         reply = service_pb2.GetAttributesResponse()
         reply.envelope.CopyFrom(envelope)
@@ -209,6 +225,7 @@ class TargetClient:
     ) -> service_pb2.TargetDeliveryResponse:
         """The SDK's send_notifications (always server-side): invalid notifications are dropped and
         logged; INVALID_ARGUMENT only when none is left."""
+        check_call(call, self.limits)
         return await send_notifications(call, self.server_side, self.telemetry, time_remaining)
 
     def status(self) -> service_pb2.GetStatusResponse:

@@ -20,8 +20,15 @@ from targetd_server.config import Settings
 from targetd_server.engine import validate_delivery_request
 from targetd_server.errors import InvalidRequestError
 from targetd_server.ids import new_id, new_supplemental_data_id
+from targetd_server.logs import Throttled
 
 log = logging.getLogger("targetd.calls")
+invalid_input_log = Throttled(log)
+"""Lines about invalid input: at most one per kind a minute, truncated, without the caller's values."""
+
+# The SDKs' messages (Node's messages.js), verbatim.
+MBOX_INVALID = "Mbox validation failed for: "
+NOTIFICATION_INVALID = "Notification validation failed for: "
 
 __all__ = ["complete_request", "valid_notification", "validate_notifications", "validate_request"]
 
@@ -33,11 +40,22 @@ def _local_offset_minutes() -> float:
 
 
 def validate_request(request: delivery_pb2.DeliveryRequest | None) -> delivery_pb2.DeliveryRequest:
-    """The checks of the SDKs' ``validateGetOffersOptions``; returns the request. Raises
-    :class:`InvalidRequestError` naming the field."""
+    """The checks of the SDKs' ``validateGetOffersOptions``, and a name for every mbox (the SDKs drop an
+    unnamed mbox with ``Mbox validation failed for:``; targetd refuses the request instead, so that a
+    caller never gets an answer for an mbox it cannot tell apart); returns the request. Raises
+    :class:`InvalidRequestError` naming the field. The limits are :func:`~targetd_server.calls.limits.
+    check_call`'s, checked before."""
     if request is None:
         raise InvalidRequestError("Request object is required", field="request")
     validate_delivery_request(request)
+    for part in ("execute", "prefetch"):
+        if request.HasField(part):
+            for position, mbox in enumerate(getattr(request, part).mboxes):
+                if not mbox.name:
+                    raise InvalidRequestError(
+                        f"{MBOX_INVALID}request.{part}.mboxes[{position}] (a name is required)",
+                        field=f"request.{part}.mboxes[{position}].name",
+                    )
     return request
 
 
@@ -56,13 +74,15 @@ def validate_notifications(request: delivery_pb2.DeliveryRequest) -> int:
     keep = [n for n in notifications if valid_notification(n)]
     dropped = len(notifications) - len(keep)
     if dropped:
-        for bad in notifications:
+        for position, bad in enumerate(notifications):
             if not valid_notification(bad):
-                log.warning(
-                    "Notification validation failed for: %s (id, timestamp and a click/display type are "
-                    "required); dropped",
-                    bad,
+                # Rate-limited, and never the payload (parameters, profile values, tokens).
+                invalid_input_log.warning(
+                    "invalid_notification",
+                    f"{NOTIFICATION_INVALID}request.notifications[{position}] (id {bad.id[:64]!r}: an id, a "
+                    f"timestamp and a click/display type are required); {dropped} dropped",
                 )
+                break
         del notifications[:]
         notifications.extend(keep)
     return dropped
@@ -78,7 +98,7 @@ def _clean_mboxes(container: delivery_pb2.ExecuteRequest | delivery_pb2.Prefetch
                 copy.CopyFrom(mbox)
                 named.append(copy)
             else:
-                log.warning("Mbox validation failed for: %s (a name is required); dropped", mbox)
+                invalid_input_log.warning("invalid_mbox", f"{MBOX_INVALID}an mbox without a name; dropped")
         del container.mboxes[:]
         container.mboxes.extend(named)
     for position, mbox in enumerate(container.mboxes):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -20,11 +21,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from targetd.v1 import decisioning_service_pb2 as pb
-from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
 from targetd_server import metrics
 from targetd_server.calls import TargetClient
 from targetd_server.config import Settings
+from targetd_server.errors import ConfigError
 from targetd_server.http_edge import HttpEdge
+from targetd_server.service.handlers import add_servicer
 from targetd_server.service.interceptors import TokenAuthInterceptor
 from targetd_server.service.servicer import DecisioningServicer
 
@@ -60,15 +62,31 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
     ]
 
 
+def _read_pem(option: str, path: str) -> bytes:
+    """The content of the PEM file of ``option``; :class:`ConfigError` naming the option when it cannot be
+    read or holds no PEM block."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot be read ({exc.strerror or exc})") from None
+    if b"-----BEGIN " not in data:
+        raise ConfigError(f"{option} {path}: not a PEM file")
+    return data
+
+
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """The TLS credentials (None: plaintext). Raises :class:`ConfigError` naming an unreadable file."""
     if not settings.tls_cert or not settings.tls_key:
         return None
-    key = Path(settings.tls_key).read_bytes()
-    cert = Path(settings.tls_cert).read_bytes()
-    ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
-    )
+    key = _read_pem("tls_key", settings.tls_key)
+    cert = _read_pem("tls_cert", settings.tls_cert)
+    ca = _read_pem("tls_client_ca", settings.tls_client_ca) if settings.tls_client_ca else None
+    try:
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"tls_cert/tls_key: not a usable certificate and key ({exc})") from None
 
 
 @dataclass
@@ -109,21 +127,31 @@ def _bind_gauges(client: TargetClient) -> None:
 
 async def start_server(settings: Settings, client: TargetClient | None = None) -> RunningServer:
     """Create, bind and start the server and its client. Health is NOT_SERVING until the client is ready."""
-    client = client or TargetClient(settings)
+    credentials = _credentials(settings)  # before anything is opened: a bad file fails first
+    payload = settings.artifact_payload
+    if payload and payload.startswith("@") and not os.access(payload[1:], os.R_OK):
+        raise ConfigError(f"artifact_payload {payload}: the file cannot be read")
+    if client is None:
+        try:
+            client = TargetClient(settings)
+        except OSError as exc:  # the outbox and the artifact cache live in data_dir
+            raise ConfigError(f"data_dir {settings.data_dir}: {exc.strerror or exc}") from None
     interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
     server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
-    pb_grpc.add_DecisioningServiceServicer_to_server(DecisioningServicer(client), server)
+    add_servicer(DecisioningServicer(client, max_response_bytes=settings.max_message_bytes), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
-    credentials = _credentials(settings)
-    if credentials is None:
-        port = server.add_insecure_port(settings.listen)
-    else:
-        port = server.add_secure_port(settings.listen, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            port = server.add_secure_port(settings.listen, credentials)
+    except RuntimeError as exc:  # grpc: a malformed address
+        raise ConfigError(f"listen {settings.listen}: not a host:port address ({exc})") from None
     if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}: address in use or not local")
+        raise ConfigError(f"listen {settings.listen}: cannot listen there (address in use or not local)")
 
     pending: set[asyncio.Task[None]] = set()
 
