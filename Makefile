@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: docs help install protos check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
+.PHONY: docs help install protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
 
 help:
 	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml api/python/pyproject.toml clients/python/pyproject.toml
 
 install: $(STAMP)
 
-## Regenerate the committed Python stubs (+ .pyi) from protos/.
+## Regenerate the committed Python stubs (+ .pyi) and the Node client's message types from protos/.
 protos: $(STAMP)
 	VENV_BIN=$(abspath $(BIN)) protos/generate.sh
+	$(MAKE) -C clients/node types
 
 ## Fail when the committed stubs differ from what the protos generate.
 check-protos: $(STAMP)
@@ -38,10 +39,15 @@ docs: $(STAMP)
 buf-lint: $(STAMP)
 	$(BIN)/buf lint
 
-## buf breaking against the committed main branch (skipped where there is no main to compare with).
+## buf breaking against the last released protocol, the committed image protos/baseline.binpb: fails when a
+## change breaks the wire or the generated code of a released client (tests/protocol/test_buf_breaking.py).
 buf-breaking: $(STAMP)
-	@if git rev-parse --verify -q main >/dev/null; then $(BIN)/buf breaking --against '.git#branch=main'; \
-	else echo "buf breaking: no main branch here, nothing to compare with"; fi
+	$(BIN)/buf breaking --against protos/baseline.binpb
+
+## Update protos/baseline.binpb on purpose, at a release (commit it with the release): what buf-breaking
+## compares with from then on.
+protos-baseline: $(STAMP)
+	$(BIN)/buf build --exclude-source-info -o protos/baseline.binpb
 
 ruff: $(STAMP)
 	$(BIN)/ruff check .
