@@ -8,9 +8,10 @@ WORKDIR /src
 # The protocol (targetd-api) and the server only: no Python client, no local edge stand-in (tools/edge).
 COPY api/python api/python
 COPY server server
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
+# constraints.txt: the same pins as development and CI (make lock).
 RUN python -m venv /opt/targetd \
- && /opt/targetd/bin/pip install ./api/python . \
+ && /opt/targetd/bin/pip install -c constraints.txt ./api/python . \
  && find /opt/targetd -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM python:3.11-slim

@@ -8,18 +8,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: docs help install protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
+.PHONY: docs help install lock protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
 
 help:
 	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
 
-$(STAMP): pyproject.toml api/python/pyproject.toml clients/python/pyproject.toml tools/edge/pyproject.toml
+# constraints.txt pins every runtime and dev dependency (make lock); the Dockerfile installs with it too.
+$(STAMP): pyproject.toml api/python/pyproject.toml clients/python/pyproject.toml tools/edge/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e api/python -e clients/python -e tools/edge -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e api/python -e clients/python -e tools/edge -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Regenerate constraints.txt from the pyproject.toml files (constraints.in lists them) after adding or
+## changing a dependency; versions already pinned are kept (make lock LOCK_ARGS=--upgrade moves them all).
+LOCAL_PACKAGES := targetd-api targetd-client targetd-edge targetd-server
+lock: $(STAMP)
+	$(BIN)/uv pip compile constraints.in --universal --python-version 3.11 --quiet $(LOCK_ARGS) \
+	  $(foreach p,$(LOCAL_PACKAGES),--no-emit-package $(p)) --custom-compile-command "make lock" -o constraints.txt
 
 ## Regenerate the committed Python stubs (+ .pyi) and the Node client's message types from protos/.
 protos: $(STAMP)
