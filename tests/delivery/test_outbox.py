@@ -1,5 +1,7 @@
-"""The outbox in-process: a real SQLite file, the real Delivery API client and the edge stand-in as a real
-HTTP server on loopback (no mocks): batching, telemetry merge, dead rows, bound, re-open."""
+"""The outbox in-process on real SQLite files: group commit on the serving loop, honest drops (outbox
+full, disk full through SQLite's own SQLITE_FULL, the write lock held), recovery, rows stored after close,
+and the transitional thread sender over the store (the real Delivery API client, the edge stand-in as a
+real HTTP server on loopback): delivered, quarantined, retried, adopted."""
 
 from __future__ import annotations
 
@@ -12,18 +14,151 @@ from typing import Any
 
 import pytest
 
-from targetd.v1 import delivery_pb2
+from targetd.v1 import decisioning_service_pb2, delivery_pb2
 from targetd_edge import EdgeServer, Fault
 from targetd_server.config import Settings
-from targetd_server.delivery import DeliveryApi, Outbox
+from targetd_server.delivery import DeliveryApi, Outbox, OutboxStore, ThreadSender
+from targetd_server.delivery.outbox_files import claim_outbox_path
 from tests.delivery.support import CLIENT, ORG, SAMPLE, edge_in_process
 from tests.support import eventually
 
 
+def _notification(i: int) -> delivery_pb2.DeliveryRequest:
+    request = delivery_pb2.DeliveryRequest(request_id=f"r-{i}")
+    request.id.tnt_id = f"visitor-{i}"
+    note = request.notifications.add(id=f"n-{i}", type=delivery_pb2.METRIC_TYPE_DISPLAY, timestamp=1000 + i)
+    note.mbox.name = "home"
+    return request
+
+
+def _on_disk(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
+# ---------------------------------------------------------------------------------------- group commit
+
+
+async def test_the_calls_of_one_loop_turn_share_one_commit(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    futures = [outbox.enqueue(_notification(i), session_id="s", cluster=None) for i in range(5)]
+    assert len({id(f) for f in futures}) == 1  # one group
+    assert not futures[0].done() and _on_disk(path) == 0  # nothing committed before the group closes
+    assert await asyncio.shield(futures[0]) is True
+    assert _on_disk(path) == 5  # stored when the future says so: visible to another connection
+    later = outbox.enqueue(_notification(5), session_id="s", cluster=None)
+    assert later is not futures[0] and await later is True  # the next turn opens the next group
+    assert outbox.state.stored == 6
+    outbox.close()
+
+
+async def test_a_group_commits_at_once_when_it_holds_commit_rows(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3", commit_rows=4)
+    futures = [outbox.enqueue(_notification(i), session_id="s", cluster=None) for i in range(10)]
+    assert len({id(f) for f in futures}) == 3  # 4 + 4 + 2
+    assert futures[0].done() and futures[4].done() and not futures[8].done()
+    assert await futures[8] is True and _on_disk(outbox.path) == 10
+    outbox.close()
+
+
+async def test_a_commit_window_keeps_the_group_open(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3", commit_window=0.05)
+    first = outbox.enqueue(_notification(0), session_id="s", cluster=None)
+    await asyncio.sleep(0)  # a loop turn later: still the same group
+    second = outbox.enqueue(_notification(1), session_id="s", cluster=None)
+    assert second is first
+    assert await first is True and _on_disk(outbox.path) == 2
+    outbox.close()
+
+
+async def test_while_the_sender_holds_the_write_lock_the_group_waits_then_commits(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as the sender's ack transaction
+    future = outbox.enqueue(_notification(0), session_id="s", cluster=None)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(future), 0.05)  # not committed while the lock is held
+    joined = outbox.enqueue(_notification(1), session_id="s", cluster=None)
+    assert joined is future  # new calls join the waiting group
+    other.execute("COMMIT")
+    assert await future is True and _on_disk(path) == 2
+    assert outbox.state.dropped["storage_busy"] == 0
+    other.close()
+    outbox.close()
+
+
+# ---------------------------------------------------------------------------------------- drops
+
+
+async def test_a_full_outbox_refuses_new_rows_counted(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3", max_rows=2)
+    assert await outbox.enqueue(_notification(0), session_id="s", cluster=None) is True
+    assert await outbox.enqueue(_notification(1), session_id="s", cluster=None) is True
+    assert await outbox.enqueue(_notification(2), session_id="s", cluster=None) is False
+    assert outbox.state.dropped["outbox_full"] == 1
+    assert outbox.degraded_reason().startswith("outbox_full")
+    outbox.close()
+    reopened = Outbox(tmp_path / "outbox.sqlite3", max_rows=2)  # the oldest rows are kept
+    assert _on_disk(reopened.path) == 2
+    reopened.close()
+
+
+async def test_disk_full_drops_the_group_counted_and_recovers_when_space_returns(tmp_path: Path) -> None:
+    """SQLITE_FULL from SQLite itself: the file may not grow past max_page_count (the process test fills
+    a real tmpfs)."""
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    conn = outbox._store._conn
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={pages}")
+    big = _notification(0)
+    big.notifications[0].tokens.extend(["x" * 4000] * 4)  # needs new pages
+    assert await outbox.enqueue(big, session_id="s", cluster=None) is False
+    assert outbox.state.dropped["disk_full"] == 1
+    status = decisioning_service_pb2.OutboxStatus()
+    outbox.fill_status(status)
+    assert status.degraded and status.dropped["disk_full"] == 1 and "disk_full" in status.reason
+    conn.execute("PRAGMA max_page_count=1073741823")  # space returns
+    assert await outbox.enqueue(big, session_id="s", cluster=None) is True
+    assert outbox.state.storage_error == "" and _on_disk(path) == 1
+    outbox.close()
+
+
+async def test_rows_enqueued_after_close_are_stored_for_the_next_start(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    outbox.close()
+    assert await outbox.enqueue(_notification(9), session_id="s", cluster=None) is True  # still in flight
+    assert _on_disk(path) == 1
+
+
+async def test_status_reports_what_the_file_holds(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    for i in range(3):
+        outbox.enqueue(_notification(i), session_id="s", cluster=None)
+    await outbox.enqueue(_notification(3), session_id="s", cluster=None)
+    store = OutboxStore.open(path)
+    store.quarantine([store.claim(1, 2**62)[0].id], "rejected: 400")
+    store.close()
+    outbox.state.sender_state = "running"
+    await outbox.refresh()
+    status = decisioning_service_pb2.OutboxStatus()
+    outbox.fill_status(status)
+    assert (status.backlog, status.quarantined, status.stored, status.degraded) == (3, 1, 4, False)
+    assert status.file_bytes > 0 and status.sender_state == "running"
+    outbox.close()
+
+
+# ---------------------------------------------------------------------------------------- thread sender
+
+
 @pytest.fixture
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop running in a thread of its own, as the server's: the Delivery API client lives on it
-    and the outbox's worker threads send through it (``DeliveryApi.send``)."""
+    """An event loop in a thread of its own, as the server's: the Delivery API client lives on it and the
+    sender's worker threads send through it (``DeliveryApi.send``)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-loop", daemon=True)
     thread.start()
@@ -41,17 +176,13 @@ def _api(edge: EdgeServer, loop: asyncio.AbstractEventLoop) -> DeliveryApi:
     )
 
     async def create() -> DeliveryApi:
-        return DeliveryApi(settings)  # constructed on the loop: bound to it
+        return DeliveryApi(settings)
 
     return asyncio.run_coroutine_threadsafe(create(), loop).result(10)
 
 
-def _close(api: DeliveryApi, loop: asyncio.AbstractEventLoop) -> None:
-    asyncio.run_coroutine_threadsafe(api.aclose(), loop).result(10)
-
-
-def _outbox(path: Path, api: DeliveryApi, **options: Any) -> Outbox:
-    return Outbox(
+def _sender(path: Path, api: DeliveryApi, **options: Any) -> ThreadSender:
+    return ThreadSender(
         path,
         lambda request, session, cluster, timeout: api.send(
             request, session_id=session, cluster=cluster, timeout=timeout
@@ -61,105 +192,62 @@ def _outbox(path: Path, api: DeliveryApi, **options: Any) -> Outbox:
     )
 
 
-def _notification(i: int) -> delivery_pb2.DeliveryRequest:
-    request = delivery_pb2.DeliveryRequest(request_id=f"r-{i}")
-    request.id.tnt_id = f"visitor-{i}"
-    note = request.notifications.add(id=f"n-{i}", type=delivery_pb2.METRIC_TYPE_DISPLAY, timestamp=1000 + i)
-    note.mbox.name = "home"
-    return request
+def _write(path: Path, payloads: list[bytes]) -> None:
+    store = OutboxStore.open(path)
+    store.insert([(1000 + i, "s", None, payload) for i, payload in enumerate(payloads)])
+    store.close()
 
 
-def _telemetry(i: int) -> delivery_pb2.DeliveryRequest:
-    request = delivery_pb2.DeliveryRequest(request_id=f"t-{i}")
-    request.telemetry.entries.add(request_id=f"t-{i}", timestamp=1000 + i, execution=1.0)
-    return request
-
-
-def test_rows_are_sent_and_deleted_telemetry_merged(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
-    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
-        api = _api(edge, loop)
-        outbox = _outbox(tmp_path / "outbox.sqlite3", api)
-        for i in range(3):
-            assert outbox.enqueue(_notification(i), session_id="s", cluster=None)
-        for i in range(5):
-            assert outbox.enqueue(_telemetry(i), session_id=None, cluster=None)
-        outbox.start()
-        eventually(lambda: outbox.stats.pending == 0)
-        outbox.close(1.0)
-        _close(api, loop)
-        # (sent concurrently: arrival order is not guaranteed)
-        assert sorted(n["notification"]["id"] for n in edge.store.notifications()) == ["n-0", "n-1", "n-2"]
-        telemetry = edge.store.telemetry()
-        assert sorted(t["entry"]["requestId"] for t in telemetry) == [f"t-{i}" for i in range(5)]
-        assert len({t["requestId"] for t in telemetry}) == 1  # five rows, one merged request
-        assert outbox.stats.sent == 8
-
-
-def test_rejected_rows_are_kept_dead_and_retryable_ones_retried(
+def test_the_sender_delivers_quarantines_rejections_and_bad_rows_and_retries_failures(
     tmp_path: Path, loop: asyncio.AbstractEventLoop
 ) -> None:
+    path = tmp_path / "outbox.sqlite3"
     with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
         api = _api(edge, loop)
-        path = tmp_path / "outbox.sqlite3"
-        edge.fault = Fault(status=400, count=1)  # one permanent rejection
-        outbox = _outbox(path, api)
-        outbox.enqueue(_notification(0), session_id="s", cluster=None)
-        outbox.start()
-        eventually(lambda: outbox.stats.dead == 1)
-        edge.fault = Fault(status=502, count=3)  # then a transient failure, retried with backoff
-        outbox.enqueue(_notification(1), session_id="s", cluster=None)
-        eventually(lambda: outbox.stats.sent == 1)
-        assert outbox.stats.failed_rounds >= 3
-        outbox.close(1.0)
-        _close(api, loop)
-        assert [n["notification"]["id"] for n in edge.store.notifications()] == ["n-1"]
-        with sqlite3.connect(path) as conn:
-            dead = conn.execute("SELECT dead, last_error FROM outbox").fetchall()
-        assert len(dead) == 1 and dead[0][0] == 1 and "400" in dead[0][1]
-
-
-def test_bound_and_reopen(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
-    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
-        api = _api(edge, loop)
-        path = tmp_path / "outbox.sqlite3"
-        outbox = _outbox(path, api, max_rows=2)
-        assert outbox.enqueue(_notification(0), session_id="s", cluster=None)
-        assert outbox.enqueue(_notification(1), session_id="s", cluster=None)
-        assert not outbox.enqueue(_notification(2), session_id="s", cluster=None)  # full: refused
-        assert outbox.stats.dropped == 1
-        outbox.close(0)  # never started: everything stays on disk
-        reopened = _outbox(path, api)
-        assert reopened.stats.pending == 2
-        reopened.start()
-        eventually(lambda: reopened.stats.pending == 0)
-        reopened.close(1.0)
-        _close(api, loop)
+        _write(path, [b"\xff\xff not a protobuf", _notification(0).SerializeToString()])
+        edge.fault = Fault(status=400, count=1)  # the good row is rejected once: quarantined
+        sender = _sender(path, api)
+        sender.start()
+        store = OutboxStore.open(path)
+        eventually(lambda: len(store.list_quarantine()) == 2)
+        reasons = sorted(q.reason.split(":")[0] for q in store.list_quarantine())
+        assert reasons == ["rejected", "undecodable row"]
+        edge.fault = Fault(status=502, count=3)  # a transient failure: retried with backoff
+        _write(path, [_notification(1).SerializeToString()])
+        eventually(lambda: sender.delivered == 1)
+        assert store.requeue() == 2  # the operator re-queues: the bad row comes back to quarantine
+        eventually(lambda: sender.delivered == 2 and len(store.list_quarantine()) == 1)
+        sender.close(1.0)
+        store.close()
+        asyncio.run_coroutine_threadsafe(api.aclose(), loop).result(10)
         assert sorted(n["notification"]["id"] for n in edge.store.notifications()) == ["n-0", "n-1"]
+        assert _on_disk(path) == 0
 
 
-def test_rows_enqueued_after_close_are_kept_for_the_next_start(
+def test_rows_of_a_gone_worker_are_adopted_and_delivered(
     tmp_path: Path, loop: asyncio.AbstractEventLoop
 ) -> None:
+    import os
+
     with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
         api = _api(edge, loop)
-        path = tmp_path / "outbox.sqlite3"
-        outbox = _outbox(path, api)
-        outbox.start()
-        outbox.close(0.5)
-        assert outbox.enqueue(_notification(9), session_id="s", cluster=None)  # a call still in flight
-        reopened = _outbox(path, api)
-        assert reopened.stats.pending == 1
-        reopened.start()
-        eventually(lambda: reopened.stats.pending == 0)
-        reopened.close(1.0)
-        _close(api, loop)
-        assert [n["notification"]["id"] for n in edge.store.notifications()] == ["n-9"]
+        directory = tmp_path / "data"
+        path0, fd0 = claim_outbox_path(directory)
+        path1, fd1 = claim_outbox_path(directory)  # a second worker sharing the data_dir
+        _write(path1, [_notification(i).SerializeToString() for i in range(3)])
+        os.close(fd1)  # the second worker is gone, its rows on disk
+        sender = _sender(path0, api)
+        sender.start()
+        eventually(lambda: sender.delivered == 3)
+        sender.close(1.0)
+        os.close(fd0)
+        asyncio.run_coroutine_threadsafe(api.aclose(), loop).result(10)
+        assert sorted(n["notification"]["id"] for n in edge.store.notifications()) == ["n-0", "n-1", "n-2"]
+        assert _on_disk(path1) == 0
 
 
 def test_workers_sharing_a_data_dir_get_their_own_outbox(tmp_path: Path) -> None:
     import os
-
-    from targetd_server.delivery.outbox_files import claim_outbox_path
 
     first, fd1 = claim_outbox_path(tmp_path)
     second, fd2 = claim_outbox_path(tmp_path)
@@ -170,25 +258,3 @@ def test_workers_sharing_a_data_dir_get_their_own_outbox(tmp_path: Path) -> None
     assert again == first
     os.close(fd2)
     os.close(fd3)
-
-
-def test_rows_of_a_gone_worker_are_adopted(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
-    from targetd_server.delivery.outbox_files import claim_outbox_path
-
-    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
-        api = _api(edge, loop)
-        directory = tmp_path / "data"
-        path0, fd0 = claim_outbox_path(directory)
-        path1, fd1 = claim_outbox_path(directory)  # a second worker sharing the data_dir
-        worker1 = _outbox(path1, api, lock_fd=fd1)
-        for i in range(3):
-            worker1.enqueue(_notification(i), session_id="s", cluster=None)
-        worker1.close(0)  # the second worker is gone, its rows on disk (its lock released)
-        worker0 = _outbox(path0, api, lock_fd=fd0)
-        worker0.start()
-        eventually(lambda: worker0.stats.sent == 3)
-        worker0.close(1.0)
-        _close(api, loop)
-        assert sorted(n["notification"]["id"] for n in edge.store.notifications()) == ["n-0", "n-1", "n-2"]
-        with sqlite3.connect(path1) as conn:
-            assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0

@@ -37,7 +37,7 @@ def _outbox_rows(data_dir: Path) -> int:
     import sqlite3
 
     with sqlite3.connect(data_dir / "outbox.sqlite3") as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM outbox WHERE dead = 0").fetchone()[0])
+        return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
 
 def _received(edge: EdgeProcess, count: int) -> tuple[Counter[str], Counter[str]]:

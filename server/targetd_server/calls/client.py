@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
 
 from targetd.v1 import decisioning_service_pb2 as service_pb2
 from targetd.v1 import delivery_pb2
@@ -30,12 +31,15 @@ from targetd_server.calls.options import CallOptions
 from targetd_server.calls.request import validate_request
 from targetd_server.calls.server_side import ServerSide
 from targetd_server.config import Settings
-from targetd_server.delivery import DeliveryApi, GeoLookup, Outbox, claim_outbox_path
+from targetd_server.delivery import DeliveryApi, GeoLookup, Outbox, ThreadSender, claim_outbox_path
 from targetd_server.engine import TelemetryProvider
 from targetd_server.errors import InvalidRequestError
 from targetd_server.events import EventBus
 
 log = logging.getLogger("targetd.client")
+
+OUTBOX_REFRESH: Final = 1.0
+"""Seconds between two reads of the outbox file's stats (GetStatus ``outbox``, the gauges)."""
 
 _METHODS = {
     "server-side": delivery_pb2.DECISIONING_METHOD_SERVER_SIDE,
@@ -74,11 +78,16 @@ class TargetClient:
         outbox_path, lock_fd = claim_outbox_path(settings.data_path)
         self.outbox = Outbox(
             outbox_path,
-            self._send_outbound,
             lock_fd=lock_fd,
             max_rows=settings.outbox_max_rows,
+            commit_window=settings.outbox_commit_window / 1000,
+            commit_rows=settings.outbox_commit_rows,
+        )
+        self.sender = ThreadSender(  # transitional: the sender process replaces it (issue 11)
+            outbox_path,
+            self._send_outbound,
             batch_size=settings.outbox_batch_size,
-            concurrency=settings.outbox_concurrency,
+            concurrency=min(settings.outbox_concurrency, 16),  # (threads)
             max_backoff=settings.outbox_max_backoff,
             send_timeout=settings.timeout / 1000,
         )
@@ -92,7 +101,7 @@ class TargetClient:
             location=self.location,
             telemetry=self.telemetry,
         )
-        self._tasks: set[asyncio.Task[str | None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -122,16 +131,30 @@ class TargetClient:
         """Start the client. Server-side decisions can be served at once; on-device and hybrid become ready
         (and ``client_ready`` is published) the moment an artifact is applied, never before."""
         self.events.start()
-        self.outbox.start()
+        self.sender.start()
+        self.outbox.state.sender_state = "running"
+        self._spawn(self._watch_outbox())
         if self.method != delivery_pb2.DECISIONING_METHOD_SERVER_SIDE and not self.location.value:
-            task = asyncio.get_running_loop().create_task(self.server_side.ping_location_hint())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.server_side.ping_location_hint())
         if self.method == delivery_pb2.DECISIONING_METHOD_SERVER_SIDE:
             self._set_ready(True)
             self.events.publish_client_ready()
         else:
             await self.artifacts.start()
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch_outbox(self) -> None:
+        """Every OUTBOX_REFRESH seconds: the outbox's file stats and gauges (GetStatus reads them)."""
+        while True:
+            if not self.sender.running and self.outbox.state.sender_state == "running":
+                self.outbox.state.sender_state = "stopped"
+            self.outbox.state.delivered = self.sender.delivered
+            await self.outbox.refresh()
+            await asyncio.sleep(OUTBOX_REFRESH)
 
     def _artifact_applied(self, snapshot: ArtifactSnapshot) -> None:
         if not self._ready:
@@ -161,7 +184,10 @@ class TargetClient:
         await self.artifacts.stop()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.to_thread(self.outbox.close, self.settings.outbox_flush_timeout)
+        self.outbox.flush()
+        await asyncio.to_thread(self.sender.close, self.settings.outbox_flush_timeout)
+        self.outbox.state.sender_state = "stopped"
+        self.outbox.close()
         await self.api.aclose()
         await self.geo.aclose()
 
@@ -229,7 +255,8 @@ class TargetClient:
         return await send_notifications(call, self.server_side, self.telemetry, time_remaining)
 
     def status(self) -> service_pb2.GetStatusResponse:
-        """A snapshot of readiness, configuration, the artifact and the event stream."""
+        """A snapshot of readiness, configuration, the artifact, the event stream and the notification
+        pipeline (``outbox``: as read at most OUTBOX_REFRESH seconds ago)."""
         status = service_pb2.GetStatusResponse(
             ready=self._ready,
             decisioning_method=self.method,
@@ -241,4 +268,5 @@ class TargetClient:
             last_sequence=self.events.last_sequence,
         )
         self.artifacts.fill_status(status)
+        self.outbox.fill_status(status.outbox)
         return status

@@ -160,13 +160,17 @@ class OnDevice:
             clock=self._clock,
         )
         if outcome.outbound is not None:
-            self.enqueue(outcome.outbound, outcome.identity)
+            # stored (the group's commit) before the reply; a drop is counted and the decision served
+            await asyncio.shield(self.enqueue(outcome.outbound, outcome.identity))
         return outcome.envelope
 
-    def enqueue(self, outbound: delivery_pb2.DeliveryRequest, identity: RequestIdentity) -> bool:
-        """Store the notifications/telemetry of an on-device decision in the outbox, to be sent with the
-        visitor's session and edge cluster (the cluster of its tntId, else the call's, else the client's
-        hint)."""
+    def enqueue(
+        self, outbound: delivery_pb2.DeliveryRequest, identity: RequestIdentity
+    ) -> asyncio.Future[bool]:
+        """Add the notifications/telemetry of an on-device decision to the outbox's open group, to be sent
+        with the visitor's session and edge cluster (the cluster of its tntId, else the call's, else the
+        client's hint); returns the group's commit (True: stored; False: dropped, counted). Await it
+        shielded: the group's calls share it."""
         if not outbound.request_id:
             outbound.request_id = new_id()  # fixed now, so that a re-send is recognisable
         cluster = cluster_from_device_id(outbound.id.tnt_id) or identity.cluster or self._location.value

@@ -10,19 +10,22 @@ files of gone ones).
 
 from targetd_server.delivery.geo import GeoLookup
 from targetd_server.delivery.http import DeliveryApi, target_host
-from targetd_server.delivery.outbox import Outbox, OutboxStats
+from targetd_server.delivery.outbox import DROP_REASONS, Outbox, OutboxState
 from targetd_server.delivery.outbox_files import claim_outbox_path
 from targetd_server.delivery.store import OutboxStore, QuarantinedRow, Row, StoreStats, open_or_replace
+from targetd_server.delivery.thread_sender import ThreadSender
 
 __all__ = [
+    "DROP_REASONS",
     "DeliveryApi",
     "GeoLookup",
     "Outbox",
-    "OutboxStats",
+    "OutboxState",
     "OutboxStore",
     "QuarantinedRow",
     "Row",
     "StoreStats",
+    "ThreadSender",
     "claim_outbox_path",
     "open_or_replace",
     "target_host",

@@ -65,7 +65,7 @@ __all__ = [
 SCHEMA_VERSION: Final = 2
 DEFAULT_LEASE_MS: Final = 30_000
 """How long a claimed row stays with its sender before it is due again (the sender died)."""
-JOURNAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
+JOURNAL_SIZE_LIMIT: Final = 1024 * 1024
 """Bytes the WAL file is truncated back to after a checkpoint resets it."""
 VACUUM_FREE_PAGES: Final = 256
 """Free pages beyond which :meth:`OutboxStore.checkpoint` gives space back to the file system."""
@@ -155,6 +155,7 @@ class StoreStats:
 
 def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # (takes effect on a new file only: before WAL, tables)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
@@ -330,7 +331,7 @@ class OutboxStore:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
         if free > VACUUM_FREE_PAGES:
-            conn.execute("PRAGMA incremental_vacuum")
+            conn.executescript("PRAGMA incremental_vacuum;")  # (execute() would free one page only)
 
     def adopt_orphans(self) -> int:
         """Move the rows (waiting and quarantined) of the outbox files beside this one whose process is
@@ -399,8 +400,6 @@ def _ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
     if version == SCHEMA_VERSION:
         return
     tables = {name for (name,) in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type='table'")}
-    if not tables and schema == "main":
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # (only before the first table)
     conn.execute("BEGIN IMMEDIATE")
     try:
         if "outbox" in tables and version < SCHEMA_VERSION:
