@@ -100,6 +100,8 @@ export interface TargetClientOptions {
   includeArtifactPayload?: boolean;
   reconnectInitialDelay?: number;
   reconnectMaxDelay?: number;
+  /** grpc-js channel options, e.g. `{ 'grpc.service_config': '{"loadBalancingConfig":[{"round_robin":{}}]}' }`. */
+  channelOptions?: { [name: string]: string | number };
   /** Directory holding targetd/v1/*.proto (default: the package's own copy). */
   protosDir?: string;
   logger?: { warn(message: string): void; error(message: string): void };

@@ -102,6 +102,7 @@ class TargetClient {
       'grpc.initial_reconnect_backoff_ms': options.reconnectInitialDelay || 250,
       'grpc.max_reconnect_backoff_ms': options.reconnectMaxDelay || 15000,
       ...(options.tlsServerName ? { 'grpc.ssl_target_name_override': options.tlsServerName } : {}),
+      ...(options.channelOptions || {}), // e.g. round_robin over a headless Service (docs/operations.md)
     };
     this.stub = new Client(options.address || process.env.TARGETD_ADDRESS || DEFAULT_ADDRESS, credentials, channelOptions);
     this.timeoutMs = options.timeout === undefined ? DEFAULT_TIMEOUT_MS : options.timeout;
@@ -120,7 +121,8 @@ class TargetClient {
   // targetd can serve decisions. Options: client, organizationId (required), decisioningMethod, timeout (ms,
   // the deadline of every call), targetLocationHint, events, plus address, tls / tlsRootCertificates /
   // tlsClientCertificate / tlsClientKey / tlsServerName, authToken, includeArtifactPayload,
-  // reconnectInitialDelay / reconnectMaxDelay (ms), protosDir. Throws Error on invalid options.
+  // reconnectInitialDelay / reconnectMaxDelay (ms), channelOptions (grpc-js channel options), protosDir.
+  // Throws Error on invalid options.
   static create(options) {
     validateOptions(options);
     return new TargetClient(options, TargetClient);
