@@ -26,7 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "calls": BASE | {"engine", "artifacts", "delivery", "events"},
     "http_edge": BASE | {"calls"},
     "service": BASE | {"calls", "http_edge"},
-    "main": BASE | {"service"},
+    "probe": BASE,
+    "workers": BASE | {"service"},
+    "outbox_cli": BASE | {"delivery"},
+    "main": BASE | {"service", "workers", "probe", "outbox_cli"},
 }
 # Packages whose public API is their __init__: other layers may not import their submodules.
 PACKAGES = {"engine", "artifacts", "delivery", "events", "calls", "service", "http_edge"}

@@ -162,7 +162,22 @@ class Settings:
         None, "CA bundle (PEM) for client certificates; enables mTLS.", optional=True
     )
     auth_token: str | None = _opt(None, "Bearer token required in the authorization metadata.", optional=True)
-    metrics_listen: str | None = _opt(None, "Prometheus /metrics host:port (off when unset).", optional=True)
+    metrics_listen: str | None = _opt(
+        None,
+        "Admin HTTP host:port: /metrics, /healthz, /readyz (off when unset; docs/operations.md).",
+        optional=True,
+    )
+    workers: int = _opt(
+        1,
+        "Worker processes sharing the gRPC port (SO_REUSEPORT), supervised; 1: one process, and a port in "
+        "use is an error (docs/operations.md).",
+        kind=int,
+    )
+    tracing: bool = _opt(False, "Export OpenTelemetry traces over OTLP/gRPC (docs/operations.md).", kind=bool)
+    tracing_endpoint: str = _opt("http://127.0.0.1:4317", "OTLP/gRPC collector endpoint for traces.")
+    tracing_sample_ratio: float = _opt(
+        0.01, "Share of new traces sampled, 0 to 1 (a caller's sampled trace is always followed).", kind=float
+    )
     log_level: str = _opt("info", "debug, info, warning or error.")
     log_format: str = _opt("json", "json or text.")
 
@@ -219,6 +234,10 @@ class Settings:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.max_stream_age < 0:
             raise ConfigError("max_stream_age must be 0 (never) or a number of seconds")
+        if not 1 <= self.workers <= 64:
+            raise ConfigError("workers must be between 1 and 64 (one outbox file each)")
+        if not 0.0 <= self.tracing_sample_ratio <= 1.0:
+            raise ConfigError("tracing_sample_ratio must be between 0 and 1")
         if self.max_connection_age < 0:
             raise ConfigError("max_connection_age must be 0 (never) or a number of seconds")
 

@@ -1,5 +1,6 @@
-"""The ``targetd`` command: ``targetd serve`` runs the service; ``targetd probe`` checks a running one's
-gRPC health (for container health checks and orchestrator exec probes).
+"""The ``targetd`` command: ``targetd serve`` runs the service (``--workers N``: N worker processes under a
+supervisor, ``targetd_server.workers``); ``targetd probe`` checks a running one's gRPC health (for
+container health checks and orchestrator exec probes; TLS options in ``targetd_server.probe``).
 
 The local Target stand-in is not a subcommand: it is the development tool ``targetd-edge`` (tools/edge)."""
 
@@ -10,14 +11,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from targetd_server import __version__
 from targetd_server.config import add_arguments, load_settings
-from targetd_server.errors import ConfigError
+from targetd_server.errors import ConfigError, ListenError
 from targetd_server.logs import configure_logging
+from targetd_server.probe import add_probe_arguments, probe
 from targetd_server.service import serve
+from targetd_server.workers import run as run_workers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,28 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gRPC service")
     add_arguments(serve)
     probe = commands.add_parser("probe", help="exit 0 when the service at --address reports SERVING")
-    probe.add_argument("--address", default="127.0.0.1:50051", help="host:port of a running targetd")
-    probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    add_probe_arguments(probe)
     return parser
-
-
-def probe(address: str, timeout: float) -> int:
-    """Check gRPC health: 0 when SERVING, 1 otherwise (message on stderr)."""
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
-            )
-        except grpc.RpcError as error:
-            print(f"targetd probe: {address}: {error.code().name}", file=sys.stderr)
-            return 1
-    if reply.status != health_pb2.HealthCheckResponse.SERVING:
-        print(
-            f"targetd probe: {address}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,13 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         try:
             configure_logging(settings.log_level, settings.log_format)
+            if settings.workers > 1:
+                return run_workers(settings)
             asyncio.run(serve(settings))
+        except ListenError as error:  # "cannot listen on HOST:PORT: address in use"
+            print(f"targetd: {error}", file=sys.stderr)
+            return 1
         except ConfigError as error:  # found while starting: an unreadable file, an unusable address
             print(f"targetd: configuration error: {error}", file=sys.stderr)
             return 2
         return 0
     if args.command == "probe":
-        return probe(args.address, args.timeout)
+        return probe(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

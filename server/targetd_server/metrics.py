@@ -1,45 +1,187 @@
 """Prometheus metrics of the service, in one registry.
 
-Every layer records into the collectors defined here (so names stay consistent); the gRPC layer serves
-them on ``settings.metrics_listen`` at ``/metrics``. Recording is cheap (no string building per call):
-label children are resolved once and cached.
+Every layer records into the collectors defined here (so names stay consistent); the admin port
+(``settings.metrics_listen``, ``targetd_server.service.admin``) serves them at ``/metrics``. Recording is
+cheap (no string building per call): label children are resolved once and cached.
+
+The gRPC metrics carry the grpc-ecosystem (go-grpc-prometheus) names and labels; the gRPC layer's metrics
+interceptor records them for every RPC (``targetd_server.service.interceptors``).
+
+**Multiprocess mode** (``targetd serve --workers N``): the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
+before it starts the workers, so every collector here keeps its values in files there (prometheus-client's
+multiprocess mode) and the supervisor's admin port serves all the workers at once. The rules for every
+metric defined here, checked on :data:`REGISTRY` by ``tests/service/test_metrics.py``:
+
+* a Gauge declares a *live* ``multiprocess_mode`` (:data:`LIVE_MODES`; use :func:`gauge`), so that the
+  values of a dead worker go away with it (``liveall`` keeps one series per worker, with a ``pid`` label);
+* no ``Gauge.set_function``: a callback cannot be read from another process. Use :func:`sampled`: a
+  callback at scrape time in one process, refreshed every :data:`SAMPLE_SECONDS` by each worker otherwise;
+* no Info or Enum (unsupported there): a gauge with labels, set to 1 (``targetd_build_info``).
+
+Counters and histograms need nothing: the workers' values are summed, those of dead workers included.
 """
 
 from __future__ import annotations
 
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 
-RPC_REQUESTS: Final = Counter(
-    "targetd_rpc_requests",
-    "Unary RPCs handled, by method and status code.",
-    ["method", "code"],
+#: True in a worker of ``--workers N`` (prometheus-client reads the same variable when it is imported).
+MULTIPROCESS: Final = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+LIVE_MODES: Final = frozenset(("liveall", "livesum", "livemax", "livemin", "livemostrecent"))
+SAMPLE_SECONDS: Final = 1.0
+
+
+def gauge(name: str, documentation: str, labels: tuple[str, ...] = (), *, mode: str) -> Gauge:
+    """A Gauge in :data:`REGISTRY` with a live multiprocess ``mode`` (ValueError otherwise)."""
+    if mode not in LIVE_MODES:
+        raise ValueError(f"gauge {name}: multiprocess mode {mode!r} is not one of {sorted(LIVE_MODES)}")
+    return Gauge(name, documentation, labels, registry=REGISTRY, multiprocess_mode=mode)  # type: ignore[arg-type]
+
+
+_SAMPLED: Final[dict[int, tuple[Gauge, Callable[[], float]]]] = {}
+
+
+def sampled(target: Gauge, read: Callable[[], float]) -> None:
+    """Make ``target`` report ``read()``: at each scrape in one process, every :data:`SAMPLE_SECONDS` (by
+    :func:`refresh_sampled`) in a worker. A later call for the same gauge replaces the callback, so the set
+    stays bounded by the gauges defined here. Any thread; ``read`` must not block."""
+    if MULTIPROCESS:
+        _SAMPLED[id(target)] = (target, read)
+    else:
+        target.set_function(read)
+
+
+def refresh_sampled() -> None:
+    """Set every :func:`sampled` gauge from its callback (a worker calls it every SAMPLE_SECONDS)."""
+    for target, read in list(_SAMPLED.values()):
+        target.set(read())
+
+
+# -------------------------------------------------------------------------------- gRPC (grpc-ecosystem)
+
+_GRPC_LABELS: Final = ("grpc_type", "grpc_service", "grpc_method")
+GRPC_STARTED: Final = Counter(
+    "grpc_server_started", "Total number of RPCs started on the server.", _GRPC_LABELS, registry=REGISTRY
+)
+GRPC_HANDLED: Final = Counter(
+    "grpc_server_handled",
+    "Total number of RPCs completed on the server, regardless of success or failure.",
+    [*_GRPC_LABELS, "grpc_code"],
     registry=REGISTRY,
 )
-RPC_SECONDS: Final = Histogram(
-    "targetd_rpc_duration_seconds",
-    "Server-side handling time of unary RPCs.",
-    ["method"],
-    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+GRPC_SECONDS: Final = Histogram(
+    "grpc_server_handling_seconds",
+    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+    _GRPC_LABELS,
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
 )
-READY: Final = Gauge("targetd_ready", "1 when decisions can be served.", registry=REGISTRY)
-SUBSCRIBERS: Final = Gauge("targetd_event_subscribers", "Open SubscribeEvents streams.", registry=REGISTRY)
-ARTIFACT_AGE: Final = Gauge(
+GRPC_RECEIVED: Final = Counter(
+    "grpc_server_msg_received",
+    "Total number of RPC stream messages received on the server.",
+    _GRPC_LABELS,
+    registry=REGISTRY,
+)
+GRPC_SENT: Final = Counter(
+    "grpc_server_msg_sent",
+    "Total number of gRPC stream messages sent by the server.",
+    _GRPC_LABELS,
+    registry=REGISTRY,
+)
+
+
+@dataclass(slots=True)
+class RpcMetrics:
+    """The label children of one RPC method (see :func:`rpc_metrics`)."""
+
+    labels: tuple[str, str, str]
+    started: Any
+    received: Any
+    sent: Any
+    seconds: Any
+    _handled: dict[str, Any] = field(default_factory=dict)
+
+    def handled(self, code: str) -> Any:
+        """The ``grpc_server_handled_total`` child for status ``code`` (Go's name, e.g. ``OK``)."""
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = GRPC_HANDLED.labels(*self.labels, code)
+        return child
+
+
+@lru_cache(maxsize=256)
+def rpc_metrics(grpc_type: str, service: str, method: str) -> RpcMetrics:
+    """The cached children of one method (the server's registered methods bound the cache)."""
+    labels = (grpc_type, service, method)
+    return RpcMetrics(
+        labels,
+        GRPC_STARTED.labels(*labels),
+        GRPC_RECEIVED.labels(*labels),
+        GRPC_SENT.labels(*labels),
+        GRPC_SECONDS.labels(*labels),
+    )
+
+
+# ---------------------------------------------------------------------------------------- targetd's own
+
+READY: Final = gauge("targetd_ready", "1 when decisions can be served.", mode="liveall")
+SUBSCRIBERS: Final = gauge("targetd_event_subscribers", "Open SubscribeEvents streams.", mode="liveall")
+ARTIFACT_AGE: Final = gauge(
     "targetd_artifact_age_seconds",
     "Seconds since the applied artifact was fetched (NaN before the first one).",
+    mode="livemax",
+)
+ARTIFACT_REVISION: Final = gauge(
+    "targetd_artifact_revision",
+    "CRC-32 of the applied artifact's revision (its ETag or digest; GetStatus has the string); 0 before the "
+    "first one. Differs between workers or replicas while they serve different artifacts.",
+    mode="liveall",
+)
+ARTIFACT_FETCHES: Final = Counter(
+    "targetd_artifact_fetches",
+    "Artifact downloads, by result: applied, not_modified, failed.",
+    ["result"],
     registry=REGISTRY,
 )
 DECISIONS: Final = Counter(
     "targetd_decisions",
-    "GetOffers/GetAttributes calls by the method actually used.",
-    ["method"],
+    "GetOffers/GetAttributes decisions, by the method used (on-device, server-side) and the decisioning "
+    "method asked for (mode: the call's, else the configured one).",
+    ["method", "mode"],
     registry=REGISTRY,
 )
+BUILD_INFO: Final = gauge(
+    "targetd_build_info",
+    "Always 1; the labels name the build.",
+    ("version", "python", "grpc"),
+    mode="livemax",
+)
+
+
+def set_build_info(version: str, grpc_version: str) -> None:
+    """Set ``targetd_build_info`` (once, at start)."""
+    BUILD_INFO.labels(version, platform.python_version(), grpc_version).set(1)
+
+
+@lru_cache(maxsize=16)
+def decision_counter(method: str, mode: str) -> Any:
+    """The cached child counter for (the method used, the method asked for)."""
+    return DECISIONS.labels(method, mode)
+
+
+def artifact_fetched(result: str) -> None:
+    """Count one artifact download: ``applied``, ``not_modified`` or ``failed``."""
+    ARTIFACT_FETCHES.labels(result).inc()
+
 
 HTTP_REQUESTS: Final = Counter(
     "targetd_http_requests",
@@ -66,27 +208,3 @@ def http_counter(route: str, status: int) -> Any:
 def http_timer(route: str) -> Any:
     """The cached child histogram for an HTTP route."""
     return HTTP_SECONDS.labels(route)
-
-
-@lru_cache(maxsize=256)
-def rpc_counter(method: str, code: str) -> Any:
-    """The cached child counter for (method, code)."""
-    return RPC_REQUESTS.labels(method, code)
-
-
-@lru_cache(maxsize=64)
-def rpc_timer(method: str) -> Any:
-    """The cached child histogram for a method."""
-    return RPC_SECONDS.labels(method)
-
-
-@lru_cache(maxsize=8)
-def decision_counter(method: str) -> Any:
-    """The cached child counter for a decisioning method (``on-device`` / ``server-side``)."""
-    return DECISIONS.labels(method)
-
-
-def serve_metrics(listen: str) -> None:
-    """Serve ``/metrics`` on ``host:port`` from a daemon thread (prometheus_client's own server)."""
-    host, _, port = listen.rpartition(":")
-    start_http_server(int(port), addr=host or "127.0.0.1", registry=REGISTRY)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -115,28 +114,6 @@ async def test_oversized_request_is_refused(tmp_path: Path) -> None:
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     finally:
         await running.stop()
-
-
-async def test_metrics_count_rpcs_by_code(tmp_path: Path) -> None:
-    running = await start_server(_settings(tmp_path))
-    try:
-        before = metrics.rpc_counter("GetStatus", "OK")._value.get()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            await pb_grpc.DecisioningServiceStub(channel).GetStatus(pb.GetStatusRequest(), timeout=5)
-        assert metrics.rpc_counter("GetStatus", "OK")._value.get() == before + 1
-    finally:
-        await running.stop()
-
-
-def test_metrics_endpoint_serves_the_registry() -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    metrics.serve_metrics(f"127.0.0.1:{port}")
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert "targetd_rpc_requests_total" in body or "targetd_ready" in body
 
 
 async def test_gauges_follow_the_client(tmp_path: Path) -> None:

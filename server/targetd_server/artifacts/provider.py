@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from targetd.v1 import decisioning_service_pb2 as pb
+from targetd_server import metrics
 from targetd_server.artifacts.cache import DiskCache
 from targetd_server.artifacts.snapshot import ArtifactSnapshot
 from targetd_server.artifacts.sources import (
@@ -204,12 +205,15 @@ class ArtifactProvider:
         try:
             result = await self._download(source, etag)
         except ArtifactFetchError as error:
+            metrics.artifact_fetched("failed")
             self._failed(error, self.location)
             return error
         self.last_error = None
         if result is None:
+            metrics.artifact_fetched("not_modified")
             self._revalidated()
             return None
+        metrics.artifact_fetched("applied")
         source_kind = pb.ARTIFACT_SOURCE_REMOTE if is_remote(self.location) else pb.ARTIFACT_SOURCE_FILE
         snapshot = self._install(result, source_kind, self.location, self.last_fetch_ns)
         if self._telemetry is not None:

@@ -11,8 +11,11 @@ Loop affinity: the server's event loop.
 
 from __future__ import annotations
 
+from typing import Final
+
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
+from targetd_server import metrics
 from targetd_server.artifacts import ArtifactSnapshot
 from targetd_server.calls.on_device import OnDevice
 from targetd_server.calls.options import CallOptions
@@ -20,6 +23,21 @@ from targetd_server.calls.server_side import ServerSide
 from targetd_server.engine import has_remote_dependency
 
 __all__ = ["route"]
+
+_NAMES: Final = {
+    delivery_pb2.DECISIONING_METHOD_ON_DEVICE: "on-device",
+    delivery_pb2.DECISIONING_METHOD_SERVER_SIDE: "server-side",
+    delivery_pb2.DECISIONING_METHOD_HYBRID: "hybrid",
+}
+
+
+def _counted(
+    envelope: pb.TargetDeliveryResponse, asked: delivery_pb2.DecisioningMethod.ValueType
+) -> pb.TargetDeliveryResponse:
+    """``envelope``, counted in ``targetd_decisions_total`` (the method used, the method asked for)."""
+    used = _NAMES.get(envelope.meta.decisioning_method, "server-side")
+    metrics.decision_counter(used, _NAMES.get(asked, "server-side")).inc()
+    return envelope
 
 
 async def route(
@@ -32,18 +50,20 @@ async def route(
     server_side: ServerSide,
     time_remaining: float | None,
 ) -> pb.TargetDeliveryResponse:
-    """Decide a validated ``request`` with ``method`` (the call's, else the configured one)."""
+    """Decide a validated ``request`` with ``method`` (the call's, else the configured one); each decision
+    is counted in ``targetd_decisions_total``."""
     if method == delivery_pb2.DECISIONING_METHOD_ON_DEVICE:
-        return await on_device.decide(request, options, time_remaining)
+        return _counted(await on_device.decide(request, options, time_remaining), method)
     if snapshot is None:
-        return await server_side.decide(request, options, time_remaining)
+        return _counted(await server_side.decide(request, options, time_remaining), method)
     dependency = has_remote_dependency(snapshot.compiled, request)
     if method == delivery_pb2.DECISIONING_METHOD_HYBRID and not dependency.remote_needed:
-        return await on_device.decide(request, options, time_remaining)
-    return await server_side.decide(
+        return _counted(await on_device.decide(request, options, time_remaining), method)
+    envelope = await server_side.decide(
         request,
         options,
         time_remaining,
         remote_mboxes=dependency.remote_mboxes,
         remote_views=dependency.remote_views,
     )
+    return _counted(envelope, method)

@@ -12,6 +12,8 @@ import math
 import os
 import signal
 import time
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from targetd.v1 import decisioning_service_pb2 as pb
-from targetd_server import metrics
+from targetd_server import __version__, metrics
 from targetd_server.calls import TargetClient
 from targetd_server.config import Settings
 from targetd_server.errors import ConfigError
 from targetd_server.http_edge import HttpEdge
+from targetd_server.service.admin import AdminServer, start_admin
 from targetd_server.service.handlers import add_servicer
-from targetd_server.service.interceptors import TokenAuthInterceptor
+from targetd_server.service.interceptors import MetricsInterceptor, TokenAuthInterceptor
+from targetd_server.service.listen import check_listen, listen_error
 from targetd_server.service.servicer import DecisioningServicer
 
 log = logging.getLogger("targetd.server")
@@ -36,7 +40,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisioningService"].full_name
 
 
 def server_options(settings: Settings) -> list[tuple[str, Any]]:
-    """Channel arguments: message limits, keepalive enforcement, SO_REUSEPORT."""
+    """Channel arguments: message limits, keepalive enforcement, SO_REUSEPORT (only with workers)."""
     min_ping_ms = int(settings.keepalive_min_ping_interval * 1000)
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -50,8 +54,8 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
         # The server pings idle clients too, so dead peers and their streams are noticed.
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
-        # Several worker processes may share one port (SPEC §8).
-        ("grpc.so_reuseport", 1),
+        # Only the workers of `--workers N` share a port (SPEC §8); otherwise a port in use is an error.
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         # Thousands of event subscribers reconnect at once after a restart; gRPC core's default queue of
         # 1,000 pending calls cancels part of such a burst.
         ("grpc.server.max_pending_requests", 20_000),
@@ -113,7 +117,8 @@ class RunningServer:
 
 
 def _bind_gauges(client: TargetClient) -> None:
-    """Point the callback gauges at this client (read when Prometheus scrapes)."""
+    """Point the sampled gauges at this client (``metrics.sampled``: read at each scrape, or every second
+    in a worker), and set ``targetd_build_info``."""
 
     def artifact_age() -> float:
         snapshot = client.artifacts.snapshot
@@ -121,8 +126,14 @@ def _bind_gauges(client: TargetClient) -> None:
             return math.nan
         return max(0.0, time.time() - snapshot.info.fetched_at.ToSeconds())
 
-    metrics.SUBSCRIBERS.set_function(lambda: client.events.subscriber_count)
-    metrics.ARTIFACT_AGE.set_function(artifact_age)
+    def artifact_revision() -> float:
+        snapshot = client.artifacts.snapshot
+        return float(zlib.crc32(snapshot.info.revision.encode())) if snapshot is not None else 0.0
+
+    metrics.sampled(metrics.SUBSCRIBERS, lambda: client.events.subscriber_count)
+    metrics.sampled(metrics.ARTIFACT_AGE, artifact_age)
+    metrics.sampled(metrics.ARTIFACT_REVISION, artifact_revision)
+    metrics.set_build_info(__version__, grpc.__version__)
 
 
 async def start_server(settings: Settings, client: TargetClient | None = None) -> RunningServer:
@@ -136,7 +147,10 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
             client = TargetClient(settings)
         except OSError as exc:  # the outbox and the artifact cache live in data_dir
             raise ConfigError(f"data_dir {settings.data_dir}: {exc.strerror or exc}") from None
-    interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
+    # The metrics interceptor first, so that it also counts the calls the token check rejects.
+    interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]
+    if settings.auth_token:
+        interceptors.append(TokenAuthInterceptor(settings.auth_token))
     server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
     add_servicer(DecisioningServicer(client, max_response_bytes=settings.max_message_bytes), server)
     health_servicer = health.aio.HealthServicer()
@@ -148,10 +162,10 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
             port = server.add_insecure_port(settings.listen)
         else:
             port = server.add_secure_port(settings.listen, credentials)
-    except RuntimeError as exc:  # grpc: a malformed address
-        raise ConfigError(f"listen {settings.listen}: not a host:port address ({exc})") from None
+    except RuntimeError:  # grpc: in use, not local, or a malformed address
+        raise listen_error(settings.listen, reuse_port=settings.workers > 1) from None
     if port == 0:
-        raise ConfigError(f"listen {settings.listen}: cannot listen there (address in use or not local)")
+        raise listen_error(settings.listen, reuse_port=settings.workers > 1)
 
     pending: set[asyncio.Task[None]] = set()
 
@@ -177,16 +191,43 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
     return RunningServer(server, client, health_servicer, port, settings, http)
 
 
-async def serve(settings: Settings, *, announce: bool = True) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def _sample_gauges() -> None:
+    while True:  # a worker's sampled gauges (metrics.MULTIPROCESS), until cancelled
+        metrics.refresh_sampled()
+        await asyncio.sleep(metrics.SAMPLE_SECONDS)
+
+
+async def _start_admin(settings: Settings, running: RunningServer) -> AdminServer | None:
+    if not settings.metrics_listen:
+        return None
+    try:
+        return await start_admin(settings.metrics_listen, metrics.REGISTRY, lambda: running.client.ready)
+    except OSError:
+        await running.stop()
+        raise listen_error(settings.metrics_listen) from None
+
+
+async def serve(
+    settings: Settings, *, announce: bool = True, on_listening: Callable[[int], None] | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully. ``on_listening(port)`` is called on the loop
+    once the server listens (a worker reports its port with it). Raises ``ListenError`` when the address or
+    the admin address (``metrics_listen``) cannot be listened on, ``ConfigError`` for other bad settings."""
     if settings.metrics_listen:
-        metrics.serve_metrics(settings.metrics_listen)
+        check_listen(settings.metrics_listen)
     running = await start_server(settings)
+    admin = await _start_admin(settings, running)
+    sampler = asyncio.get_running_loop().create_task(_sample_gauges()) if metrics.MULTIPROCESS else None
+    if on_listening is not None:
+        on_listening(running.port)
     host = settings.listen.rsplit(":", 1)[0]
     log.info("listening", extra={"address": f"{host}:{running.port}", "method": settings.decisioning_method})
     if announce:
         # One machine-readable line on stdout, so that scripts and tests learn the bound port.
         print(f"targetd listening on {host}:{running.port}", flush=True)
+        if admin is not None:
+            admin_host = (settings.metrics_listen or "").rsplit(":", 1)[0]
+            print(f"targetd admin listening on {admin_host}:{admin.port}", flush=True)
         if running.http is not None:
             http_host = (settings.http_listen or "").rsplit(":", 1)[0]
             print(f"targetd http listening on {http_host}:{running.http.port}", flush=True)
@@ -197,4 +238,8 @@ async def serve(settings: Settings, *, announce: bool = True) -> None:
     await stop.wait()
     log.info("shutting down", extra={"grace_period_s": settings.grace_period})
     await running.stop()
+    if sampler is not None:
+        sampler.cancel()
+    if admin is not None:
+        await admin.stop()
     log.info("stopped")

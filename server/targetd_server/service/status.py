@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 import grpc
 
-from targetd_server import metrics
 from targetd_server.errors import (
     ConfigError,
     InvalidRequestError,
@@ -63,21 +61,15 @@ Handler = Callable[[Any, Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[R]]
 
 def maps_errors(method: Handler[R]) -> Handler[R]:
     """Wrap a unary servicer method at the edge: a :class:`TargetdError` aborts with its status; any other
-    exception is logged with its traceback and aborts with INTERNAL (the message names no internals). Also
-    records the call's status code and duration in the Prometheus metrics."""
+    exception is logged with its traceback and aborts with INTERNAL (the message names no internals). (The
+    call's metrics are the metrics interceptor's, ``service/interceptors.py``.)"""
     name = method.__name__
-    timer = metrics.rpc_timer(name)
-    ok = metrics.rpc_counter(name, "OK")
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> R:
-        started = time.perf_counter()
         code = grpc.StatusCode.INTERNAL
         try:
-            result = await method(self, request, context)
-            timer.observe(time.perf_counter() - started)
-            ok.inc()
-            return result
+            return await method(self, request, context)
         except TargetdError as error:
             code = status_for(error)
             trailing = _metadata_for(error)
@@ -89,8 +81,6 @@ def maps_errors(method: Handler[R]) -> Handler[R]:
         except Exception:
             log.exception("unhandled error in %s", name)
             message = "internal error in targetd; see the server log"
-        timer.observe(time.perf_counter() - started)
-        metrics.rpc_counter(name, code.name).inc()
         await context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
