@@ -3,10 +3,16 @@
 By default it serves the current artifact with its ETag, and 304 when ``If-None-Match`` matches. Queue
 one-shot behaviours with :meth:`FakeCdn.push` ("403", "500", "slow", "truncated", "invalid_json", ...) or
 make one permanent with :meth:`FakeCdn.always`. Requests are recorded with their headers.
+
+Hostile behaviours (issue 12): "gzip" (the artifact gzip-encoded), "gzip_bomb" (gzip of
+:data:`BOMB_BYTES` zero bytes), "huge" (a declared Content-Length of :data:`HUGE_BYTES`), "chunked_huge"
+(:data:`HUGE_BYTES` streamed without a Content-Length), "trickle" (the artifact one byte every 50 ms),
+"brotli" (a Content-Encoding that was not asked for).
 """
 
 from __future__ import annotations
 
+import gzip
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -18,6 +24,9 @@ from pathlib import Path
 from tests.conftest import CONFORMANCE
 
 ARTIFACTS = CONFORMANCE / "artifacts"
+BOMB_BYTES = 16 * 1024 * 1024  # what the gzip bomb inflates to (about 16 KB on the wire)
+HUGE_BYTES = 4 * 1024 * 1024
+_BOMB = gzip.compress(b"\0" * BOMB_BYTES, compresslevel=9)
 
 
 def shared_artifact(name: str) -> bytes:
@@ -108,6 +117,44 @@ class FakeCdn:
             handler.wfile.write(body[: len(body) // 2])
             handler.wfile.flush()
             handler.close_connection = True
+        elif behaviour in ("gzip", "gzip_bomb", "brotli"):
+            payload = _BOMB if behaviour == "gzip_bomb" else gzip.compress(body)
+            encoding = "br" if behaviour == "brotli" else "gzip"
+            self._send(handler, 200, payload, etag, encoding=encoding)
+        elif behaviour == "huge":
+            handler.send_response(200)
+            if etag is not None:
+                handler.send_header("ETag", etag)
+            handler.send_header("Content-Length", str(HUGE_BYTES))
+            handler.end_headers()
+            handler.close_connection = True  # nothing more is sent: the client must refuse at once
+        elif behaviour == "chunked_huge":
+            handler.send_response(200)
+            if etag is not None:
+                handler.send_header("ETag", etag)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            chunk = b"x" * 65536
+            try:
+                for _ in range(HUGE_BYTES // len(chunk)):
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                handler.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client hung up past its cap
+            handler.close_connection = True
+        elif behaviour == "trickle":
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            try:
+                for position in range(len(body)):
+                    if self.release.wait(0.05):
+                        break
+                    handler.wfile.write(body[position : position + 1])
+                    handler.wfile.flush()
+            except OSError:
+                pass  # the client gave up (its whole-download bound)
+            handler.close_connection = True
         elif behaviour == "invalid_json":
             self._send(handler, 200, b'{"version": "1.0.0", "rules": ', '"broken"')
         elif behaviour is None:
@@ -119,11 +166,19 @@ class FakeCdn:
             raise AssertionError(f"unknown behaviour {behaviour}")
 
     def _send(
-        self, handler: BaseHTTPRequestHandler, status: int, body: bytes, etag: str | None = None
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        etag: str | None = None,
+        *,
+        encoding: str | None = None,
     ) -> None:
         handler.send_response(status)
         if etag is not None:
             handler.send_header("ETag", etag)
+        if encoding is not None:
+            handler.send_header("Content-Encoding", encoding)
         for name, value in self.geo_headers.items():
             handler.send_header(name, value)
         if status != 304:

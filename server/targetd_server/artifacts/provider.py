@@ -6,9 +6,13 @@ at once when nothing was applied yet (a disk copy is revalidated at once too), t
 ``polling_interval`` (with up to 10 % jitter, so that replicas spread out). A failed attempt publishes
 ``artifact_download_failed`` and is retried with exponential backoff (full jitter): indefinitely while no
 artifact is applied, else up to :data:`MAX_RETRIES` times for retryable failures (5xx, network, timeout)
-before waiting for the next poll. A fetched artifact is parsed
-and compiled in a worker thread and installed with one assignment of :attr:`ArtifactProvider.snapshot`;
-anything that fails on the way leaves the current snapshot in place.
+before waiting for the next poll. A fetched artifact is parsed, checked against the artifact
+schema (:mod:`targetd_server.artifacts.schema`) and compiled in a worker thread and installed with one
+assignment of :attr:`ArtifactProvider.snapshot`; anything that fails on the way leaves the current
+snapshot in place. Downloads are bounded (:class:`~targetd_server.artifacts.sources.HttpSource`: size as
+sent and decompressed, the whole download's time). A refused revision (its ETag, or its digest) is not
+downloaded again: the next fetches send it as ``If-None-Match`` and a 304 means "still refused" (no new
+event), and with nothing applied yet the retries back off up to :data:`REJECTED_BACKOFF_CAP`.
 
 Loop affinity: construct, start, stop and read on the server's event loop; the download is awaited on the
 loop (aiohttp, :mod:`targetd_server.artifacts.sources`); blocking work (file I/O, JSON parsing, compiling)
@@ -30,6 +34,7 @@ from typing import Any, Final
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd_server import metrics
 from targetd_server.artifacts.cache import DiskCache
+from targetd_server.artifacts.schema import SchemaError, check_artifact
 from targetd_server.artifacts.snapshot import ArtifactSnapshot
 from targetd_server.artifacts.sources import (
     ArtifactFetchError,
@@ -57,6 +62,7 @@ log = logging.getLogger("targetd.artifacts")
 MAX_RETRIES: Final = 10  # retries of one poll for retryable failures (Node: 10)
 BACKOFF_BASE: Final = 0.1  # seconds; doubles per attempt
 BACKOFF_CAP: Final = 30.0  # seconds; also capped by the polling interval
+REJECTED_BACKOFF_CAP: Final = 300.0  # seconds, after a refused artifact; also capped by the interval
 JITTER: Final = 0.1  # polls run up to 10 % after the interval
 SAVE_TIMEOUT: Final = 10.0  # seconds stop() waits for a cache write in progress
 
@@ -110,6 +116,7 @@ class ArtifactProvider:
         self._downloads = 0
         self._stopped = False
         self._saving: asyncio.Future[bool] | None = None
+        self._rejected: str | None = None  # the revision (ETag/digest) last refused: not fetched again
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -174,7 +181,8 @@ class ArtifactProvider:
             else:
                 failures += 1
                 if self.snapshot is None or (error.retryable and failures <= MAX_RETRIES):
-                    delay = self._backoff(failures)
+                    # a refused artifact is not fetched again soon (at worst every REJECTED_BACKOFF_CAP)
+                    delay = self._backoff(failures, BACKOFF_CAP if error.retryable else REJECTED_BACKOFF_CAP)
                 else:
                     failures = 0
                     if self.polling_interval_ms == 0:
@@ -186,8 +194,7 @@ class ArtifactProvider:
     def _poll_delay(self) -> float:
         return self.polling_interval_ms / 1000 * (1 + JITTER * random.random())
 
-    def _backoff(self, failures: int) -> float:
-        cap = BACKOFF_CAP
+    def _backoff(self, failures: int, cap: float = BACKOFF_CAP) -> float:
         if self.polling_interval_ms:
             cap = min(cap, self.polling_interval_ms / 1000)
         return random.uniform(0, min(cap, BACKOFF_BASE * 2 ** (failures - 1))) + BACKOFF_BASE / 10
@@ -202,12 +209,18 @@ class ArtifactProvider:
         self.last_fetch_ns = self._clock()
         current = self.snapshot
         etag = current.etag if current is not None else None
+        rejected = self._rejected
+        if rejected is not None:  # "not modified" then means: still the revision that was refused
+            etag = rejected
         try:
             result = await self._download(source, etag)
         except ArtifactFetchError as error:
             metrics.artifact_fetched("failed")
             self._failed(error, self.location)
             return error
+        if result is None and rejected is not None:
+            log.debug("the artifact refused before (%s) is still the current one; not fetched", rejected)
+            return self.last_error or ArtifactFetchError("invalid_artifact", "the artifact was refused")
         self.last_error = None
         if result is None:
             metrics.artifact_fetched("not_modified")
@@ -262,10 +275,20 @@ class ArtifactProvider:
     def _compile(
         self, body: bytes, etag: str | None, headers: dict[str, str], location: str | None
     ) -> _Compiled:
+        """Parse, check against the schema (:mod:`.schema`), compile; raises :class:`ArtifactFetchError`
+        carrying the refused ``revision``. Runs in a worker thread."""
+        revision = etag or file_revision(body)
         try:
             raw: Any = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ArtifactFetchError("invalid_artifact", f"Unable to read artifact JSON: {exc}") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ArtifactFetchError(
+                "invalid_artifact", f"Unable to read artifact JSON: {exc}", revision=revision
+            ) from None
+        if _major_version(raw) == "1":  # other versions: compile_artifact says which are supported
+            try:
+                check_artifact(raw)
+            except SchemaError as exc:
+                raise ArtifactFetchError("invalid_artifact", str(exc), revision=revision) from None
         try:
             compiled = compile_artifact(
                 raw,
@@ -275,12 +298,14 @@ class ArtifactProvider:
                 retrieval_count=max(1, self._downloads),
             )
         except UnsupportedArtifactVersionError as exc:
-            raise ArtifactFetchError("unsupported_version", str(exc)) from None
+            raise ArtifactFetchError("unsupported_version", str(exc), revision=revision) from None
         except InvalidArtifactError as exc:
-            raise ArtifactFetchError("invalid_artifact", str(exc)) from None
+            raise ArtifactFetchError("invalid_artifact", str(exc), revision=revision) from None
         except Exception as exc:  # an artifact the engine chokes on must never stop the provider
             log.exception("the engine failed to compile the artifact from %s", location or "artifact_payload")
-            raise ArtifactFetchError("invalid_artifact", f"Invalid artifact: {exc!r}") from None
+            raise ArtifactFetchError(
+                "invalid_artifact", f"Invalid artifact: {exc!r}", revision=revision
+            ) from None
         return _Compiled(compiled, body, etag, headers)
 
     # ------------------------------------------------------------------------------------ applying
@@ -308,6 +333,7 @@ class ArtifactProvider:
         info = self._info(result, source, location, fetched_at_ns)
         snapshot = ArtifactSnapshot(result.compiled, info, result.body, result.etag)
         self.snapshot = snapshot  # the atomic swap: in-flight decisions keep the one they read
+        self._rejected = None
         log.info(
             "artifact applied from %s: revision %s, version %s, %d bytes, %d rules",
             location or "artifact_payload",
@@ -337,6 +363,8 @@ class ArtifactProvider:
 
     def _failed(self, error: ArtifactFetchError, location: str) -> None:
         self.last_error = error
+        if not error.retryable and error.revision and location == self.location:
+            self._rejected = error.revision
         log.warning("Failed to retrieve artifact: %s (%s)", error, location)
         self._bus.publish_artifact_download_failed(location, error.to_event_error())
 
@@ -381,6 +409,11 @@ class ArtifactProvider:
             status.last_fetch_time.FromNanoseconds(self.last_fetch_ns)
         if self.last_error is not None:
             status.last_error.CopyFrom(self.last_error.to_event_error())
+
+
+def _major_version(raw: Any) -> str | None:
+    version = raw.get("version") if isinstance(raw, dict) else None
+    return version.split(".", 1)[0] if isinstance(version, str) else None
 
 
 def _age(nanoseconds: int) -> str:

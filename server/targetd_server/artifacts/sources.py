@@ -23,6 +23,12 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from targetd.v1 import decisioning_service_pb2 as pb
+from targetd_server.artifacts.decoding import (
+    ACCEPT_ENCODING,
+    DecodeLimitError,
+    UnsupportedEncodingError,
+    decode_body,
+)
 from targetd_server.config import Settings
 from targetd_server.errors import UpstreamError
 from targetd_server.transport import BodyTooLargeError, HttpClient, cdn_base, read_capped
@@ -38,16 +44,25 @@ NON_200: Final = "Non-200 status code response from artifact request: {status}"
 class ArtifactFetchError(UpstreamError):
     """A fetch failed or its content was rejected.
 
-    ``kind`` is the ``EventError.kind`` ("http_status", "network", "timeout", "file", "invalid_artifact",
-    "unsupported_version"); ``retryable`` tells whether trying again soon may help (5xx, network, timeout).
+    ``kind`` is the ``EventError.kind`` ("http_status", "network", "timeout", "file", "too_large",
+    "invalid_artifact", "unsupported_version"); ``retryable`` tells whether trying again soon may help
+    (5xx, network, timeout). ``revision`` is the ETag (or file digest) of content that was rejected, when
+    known: the provider does not download that revision again (it sends it as ``If-None-Match``).
     """
 
     def __init__(
-        self, kind: str, message: str, *, status: int | None = None, retryable: bool = False
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        revision: str | None = None,
     ) -> None:
         super().__init__(message, status=status)
         self.kind = kind
         self.retryable = retryable
+        self.revision = revision
 
     def to_event_error(self) -> pb.EventError:
         """The proto form carried by ``artifact_download_failed`` and GetStatus."""
@@ -126,7 +141,10 @@ class Source(Protocol):
 class HttpSource:
     """HTTP(S) through one pooled :class:`~targetd_server.transport.HttpClient`; no retries (the provider
     retries). ``connect_timeout`` bounds getting a connection (DNS, TCP, TLS), ``read_timeout`` each wait
-    for data; ``max_bytes`` (None: no cap) refuses a larger body."""
+    for data, ``total_timeout`` (None: none) the whole download, connect to the last byte (a CDN that
+    trickles cannot stall polling); ``max_bytes`` (None: no cap) refuses a larger body as sent and
+    ``max_decoded_bytes`` (None: no cap) a larger body once decompressed (:mod:`.decoding`): kind
+    "too_large", not retryable."""
 
     def __init__(
         self,
@@ -134,18 +152,29 @@ class HttpSource:
         *,
         connect_timeout: float,
         read_timeout: float,
+        total_timeout: float | None = None,
         max_bytes: int | None = None,
+        max_decoded_bytes: int | None = None,
     ) -> None:
         self.location = location
         self.max_bytes = max_bytes
+        self.max_decoded_bytes = max_decoded_bytes
         self._http = HttpClient(
-            limit=2, timeout=aiohttp.ClientTimeout(connect=connect_timeout, sock_read=read_timeout)
+            limit=2,
+            timeout=aiohttp.ClientTimeout(
+                total=total_timeout, connect=connect_timeout, sock_read=read_timeout
+            ),
         )
 
     async def fetch(self, etag: str | None) -> Fetched:
-        headers = {"If-None-Match": etag} if etag else {}
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
+        if etag:
+            headers["If-None-Match"] = etag
+        revision: str | None = None
         try:
-            async with self._http.request("GET", self.location, headers=headers) as response:
+            async with self._http.request(
+                "GET", self.location, headers=headers, auto_decompress=False
+            ) as response:
                 status = response.status
                 if status == 304 and etag:
                     return Fetched(None, etag, dict(response.headers))
@@ -158,17 +187,41 @@ class HttpSource:
                         status=status,
                         retryable=status >= 500 or status < 200 or status == 429,
                     )
-                body = await read_capped(response, self.max_bytes)
-                return Fetched(body, response.headers.get("ETag") or None, dict(response.headers))
+                revision = response.headers.get("ETag") or None
+                raw = await read_capped(response, self.max_bytes)
+                encoding = response.headers.get("Content-Encoding")
+                response_headers = dict(response.headers)
         except TimeoutError as exc:  # (aiohttp's timeout errors are TimeoutErrors)
             raise ArtifactFetchError(
                 "timeout", f"artifact request timed out ({exc.__class__.__name__})", retryable=True
             ) from None
         except BodyTooLargeError as exc:
-            raise ArtifactFetchError("invalid_artifact", f"artifact refused: {exc}") from None
+            raise ArtifactFetchError(
+                "too_large", f"artifact refused: {exc} (artifact_max_bytes)", revision=revision
+            ) from None
         except aiohttp.ClientError as exc:
             raise ArtifactFetchError(
                 "network", f"artifact request failed: {_reason(exc)}", retryable=True
+            ) from None
+
+        body = await self._decode(raw, encoding, revision)
+        return Fetched(body, revision, response_headers)
+
+    async def _decode(self, raw: bytes, encoding: str | None, revision: str | None) -> bytes:
+        limit = self.max_decoded_bytes
+        if limit is None:
+            limit = 1 << 62
+        try:
+            if encoding is None or encoding.strip().lower() in ("", "identity"):
+                return decode_body(raw, None, limit)
+            return await asyncio.to_thread(decode_body, raw, encoding, limit)
+        except DecodeLimitError as exc:
+            raise ArtifactFetchError(
+                "too_large", f"artifact refused: {exc} (artifact_max_decompressed_bytes)", revision=revision
+            ) from None
+        except UnsupportedEncodingError as exc:
+            raise ArtifactFetchError(
+                "invalid_artifact", f"artifact refused: {exc}", revision=revision
             ) from None
 
     async def aclose(self) -> None:
@@ -181,15 +234,21 @@ def _reason(exc: BaseException) -> str:
 
 
 class FileSource:
-    """A local file; an unchanged file (same digest as ``etag``) counts as not modified."""
+    """A local file; an unchanged file (same digest as ``etag``) counts as not modified. ``max_bytes``
+    (None: no cap) refuses a larger file before reading it (kind "too_large")."""
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, *, max_bytes: int | None = None) -> None:
         self.location = location
         self.path = file_path(location)
+        self.max_bytes = max_bytes
 
     async def fetch(self, etag: str | None) -> Fetched:
         try:
-            body = await asyncio.to_thread(self.path.read_bytes)
+            body = await asyncio.to_thread(_read_file, self.path, self.max_bytes)
+        except BodyTooLargeError as exc:
+            raise ArtifactFetchError(
+                "too_large", f"artifact file {self.path} refused: {exc} (artifact_max_decompressed_bytes)"
+            ) from None
         except OSError as exc:
             raise ArtifactFetchError(
                 "file", f"artifact file {self.path} cannot be read ({exc.strerror}); fix artifact_location"
@@ -199,6 +258,16 @@ class FileSource:
 
     async def aclose(self) -> None:
         pass
+
+
+def _read_file(path: Path, limit: int | None) -> bytes:
+    with path.open("rb") as file:
+        if limit is None:
+            return file.read()
+        body = file.read(limit + 1)
+    if len(body) > limit:
+        raise BodyTooLargeError(limit)
+    return body
 
 
 def file_revision(body: bytes) -> str:
@@ -214,5 +283,8 @@ def make_source(settings: Settings) -> Source:
             location,
             connect_timeout=settings.artifact_connect_timeout,
             read_timeout=settings.artifact_read_timeout,
+            total_timeout=settings.artifact_download_timeout,
+            max_bytes=settings.artifact_max_bytes,
+            max_decoded_bytes=settings.artifact_max_decompressed_bytes,
         )
-    return FileSource(location)
+    return FileSource(location, max_bytes=settings.artifact_max_decompressed_bytes)
