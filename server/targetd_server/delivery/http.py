@@ -25,6 +25,7 @@ from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import aiohttp
+from yarl import URL
 
 from targetd.json_format import JsonMappingError, message_to_dict, parse_dict
 from targetd.v1 import delivery_pb2
@@ -32,7 +33,13 @@ from targetd_server import __version__
 from targetd_server.config import Settings
 from targetd_server.errors import NotReadyError, UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
 from targetd_server.ids import new_id
-from targetd_server.transport import BodyTooLargeError, HttpClient, TransportClosedError, read_capped
+from targetd_server.transport import (
+    BodyTooLargeError,
+    Http1Client,
+    HttpClient,
+    TransportClosedError,
+    read_capped,
+)
 
 log = logging.getLogger("targetd.delivery")
 
@@ -72,16 +79,18 @@ class DeliveryApi:
         self.settings = settings
         self.scheme = "https" if settings.secure else "http"
         # No retries here: a POST is not idempotent for the caller; the outbox retries on its own.
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-EXC-SDK": SDK_NAME,
+            "X-EXC-SDK-Version": __version__,
+        }
         self._http = HttpClient(
             limit=settings.delivery_pool_size,
             timeout=aiohttp.ClientTimeout(total=settings.timeout / 1000),
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "X-EXC-SDK": SDK_NAME,
-                "X-EXC-SDK-Version": __version__,
-            },
+            headers=self._headers,
         )
+        self._fast: Http1Client | None = None  # the sender's (notify), made at its first call
         # The query, encoded once but for the session id: imsOrgId=…&sessionId=…[&version=…]
         self._query_head = urlencode({"imsOrgId": settings.organization_id}) + "&sessionId="
         self._query_tail = "&" + urlencode({"version": settings.version}) if settings.version else ""
@@ -168,6 +177,50 @@ class DeliveryApi:
                 ) from None
             raise
 
+    async def notify(
+        self,
+        body: bytes,
+        *,
+        session_id: str,
+        cluster: str | None,
+        timeout: float,  # noqa: ASYNC109 (the sender's per-request bound)
+    ) -> None:
+        """POST ``body`` (a notification request, already Delivery API JSON) for the notification sender:
+        the same URL, query, headers and status rules as :meth:`send_async`, over the low-CPU
+        :class:`~targetd_server.transport.Http1Client` (``outbox_concurrency`` requests in flight) when
+        the host is reached directly, else (a proxy) over the aiohttp client. The answer's body is not
+        parsed. Raises :class:`UpstreamTimeoutError`, :class:`UpstreamRejectedError`,
+        :class:`UpstreamError`, :class:`NotReadyError` (closed) as :meth:`send_async` does."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = Http1Client(limit=self.settings.outbox_concurrency, headers=self._headers)
+        url = self.url(cluster)
+        target = URL(f"{url}?{self._query_head}{quote(session_id, safe='')}{self._query_tail}", encoded=True)
+        if not fast.direct(target):
+            status, reason, data = await self._post(url, target, body, timeout)
+        else:
+            try:
+                status, data = await fast.post(
+                    target, body, timeout=timeout, headers=f"X-Request-Id: {new_id()}\r\n"
+                )
+            except TransportClosedError:
+                raise NotReadyError(
+                    "targetd is shutting down; the notification stays in the outbox"
+                ) from None
+            except TimeoutError:
+                raise UpstreamTimeoutError(
+                    f"Request timed out: the Delivery API ({url}) did not answer within "
+                    f"{timeout * 1000:.0f} ms"
+                ) from None
+            except BodyTooLargeError as exc:
+                raise UpstreamError(f"Delivery API answer from {url} refused: {exc}") from None
+            except OSError as exc:  # (ConnectionError included)
+                raise _unreachable(url, exc) from None
+            reason = ""
+        _check(url, status, reason, data)
+
     async def _exchange(
         self,
         request: delivery_pb2.DeliveryRequest,
@@ -181,15 +234,21 @@ class DeliveryApi:
         url = self.url(cluster)
         query = self._query_head + quote(session_id, safe="") + self._query_tail
         body = json.dumps(message_to_dict(request), separators=(",", ":")).encode()
+        status, reason, data = await self._post(url, f"{url}?{query}", body, limit)
+        _check(url, status, reason, data)
+        return status, data
+
+    async def _post(self, url: str, target: str | URL, body: bytes, limit: float) -> tuple[int, str, bytes]:
+        status = 0
         try:
             async with self._http.request(
                 "POST",
-                f"{url}?{query}",
+                target,
                 data=body,
                 headers={"X-Request-Id": new_id()},
                 timeout=aiohttp.ClientTimeout(total=limit),
             ) as reply:
-                status, reason = reply.status, reply.reason
+                status, reason = reply.status, reply.reason or ""
                 data = await read_capped(reply, MAX_RESPONSE_BYTES)
         except TransportClosedError:
             raise NotReadyError("targetd is shutting down; retry on another replica") from None
@@ -201,22 +260,29 @@ class DeliveryApi:
             raise UpstreamError(f"Delivery API answer from {url} refused: {exc}", status=status) from None
         except aiohttp.ClientError as exc:
             raise _unreachable(url, exc) from None
-        if not 200 <= status < 300:
-            summary = _summary(data.decode("utf-8", "replace"))
-            message = f"Delivery API answered {status} {reason or ''}".rstrip() + f": {summary}"
-            if 400 <= status < 500 and status not in _RETRYABLE_4XX:
-                raise UpstreamRejectedError(
-                    message + " (the request was rejected; check client, organization_id and the request)",
-                    status=status,
-                    body=summary,
-                )
-            raise UpstreamError(message + " (retry later)", status=status, body=summary)
-        return status, data
+        return status, reason, data
 
     async def aclose(self) -> None:
         """Close the pooled connections (calls in flight fail); later calls raise :class:`NotReadyError`.
         Safe to call more than once."""
         await self._http.aclose()
+        if self._fast is not None:
+            await self._fast.aclose()
+
+
+def _check(url: str, status: int, reason: str, data: bytes) -> None:
+    """Raise the domain error of a non-2xx answer (see :meth:`DeliveryApi.execute`)."""
+    if 200 <= status < 300:
+        return
+    summary = _summary(data.decode("utf-8", "replace"))
+    message = f"Delivery API answered {status} {reason}".rstrip() + f": {summary}"
+    if 400 <= status < 500 and status not in _RETRYABLE_4XX:
+        raise UpstreamRejectedError(
+            message + " (the request was rejected; check client, organization_id and the request)",
+            status=status,
+            body=summary,
+        )
+    raise UpstreamError(message + " (retry later)", status=status, body=summary)
 
 
 def _unreachable(url: str, exc: Exception) -> UpstreamError:

@@ -1,0 +1,394 @@
+"""The notification sender: a process of its own (started and supervised by the serving process, see
+:mod:`.supervisor`) that delivers the outbox's rows to the Delivery API, so that delivery never runs on
+the serving event loop nor takes its GIL.
+
+``python -m targetd_server.delivery.sender OUTBOX_FILE`` reads the settings (one JSON object line) from
+stdin, then runs on its own event loop (uvloop when installed) until SIGTERM, SIGINT or the end of stdin
+(the serving process is gone); it writes one JSON status line to stdout every ``REPORT_S`` seconds and at
+each change of state (see :class:`SenderReport`). Logs go to stderr, as the server's.
+
+One round: the rows due are claimed from the store (:class:`~targetd_server.delivery.store.OutboxStore`,
+leased: a killed sender's rows come back), merged per visitor and context (the same session, cluster and
+request but for notifications and telemetry: one Delivery request carries up to ``MAX_MERGED`` rows),
+mapped to Delivery API JSON and POSTed with up to ``outbox_concurrency`` requests in flight
+(:meth:`DeliveryApi.notify`: keep-alive HTTP/1.1 on :class:`~targetd_server.transport.Http1Client`).
+Delivered rows are deleted; failed ones follow :mod:`.policy` (retry later, or quarantine — never
+deleted); a row that does not decode, or cannot become Delivery API JSON, is quarantined with the reason
+at once and never blocks the rows behind it. The store is written in batches (acks and the next claim
+once per ``SETTLE_S``) so that the serving process's group commits rarely wait for the write lock.
+
+Shutdown: on SIGTERM the sender keeps delivering what is due for ``outbox_flush_timeout`` seconds, then
+stops; rows still in flight are made due again at once, the rest stays on disk for the next start.
+
+Thread/loop affinity: everything here runs on the sender process's one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import uvloop
+from google.protobuf.message import DecodeError
+
+from targetd.json_format import JsonMappingError, message_to_dict
+from targetd.v1 import delivery_pb2
+from targetd_server.config import Settings
+from targetd_server.delivery.http import DeliveryApi
+from targetd_server.delivery.policy import RetryPolicy
+from targetd_server.delivery.store import OutboxStore, Row, now_ms
+from targetd_server.errors import TargetdError
+from targetd_server.ids import new_id
+from targetd_server.logs import Throttled, configure_logging
+
+log = logging.getLogger("targetd.sender")
+throttled = Throttled(log)
+
+__all__ = ["MAX_MERGED", "Sender", "SenderReport", "main"]
+
+MAX_MERGED: Final = 50
+"""Rows merged into one Delivery request at most (one visitor and context)."""
+SETTLE_S: Final = 0.005
+"""The sender writes its acks and claims the next rows at most this often (batched store writes)."""
+IDLE_POLL_S: Final = 0.02
+"""How often an idle sender looks for new rows (the serving process commits them)."""
+REPORT_S: Final = 1.0
+CHECKPOINT_S: Final = 1.0
+ADOPT_S: Final = 30.0
+LEASE_SLACK_S: Final = 5.0
+"""A claimed row comes back (its sender died) 2 x ``timeout`` + this many seconds after the claim."""
+STORE_BACKOFF_S: Final = 1.0
+"""Wait after a storage failure (disk full, locked) before the next claim."""
+
+
+@dataclass(slots=True)
+class SenderReport:
+    """What the sender tells the serving process (one JSON line each ``REPORT_S``): cumulative counters
+    since this sender process started."""
+
+    pid: int = field(default_factory=os.getpid)
+    state: str = "running"
+    delivered_rows: int = 0
+    delivered_notifications: int = 0
+    requests: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    in_flight: int = 0
+    last_error: str = ""
+
+    def line(self) -> bytes:
+        return (json.dumps(dataclasses.asdict(self), separators=(",", ":")) + "\n").encode()
+
+
+@dataclass(slots=True)
+class _Group:
+    rows: list[Row]
+    request: delivery_pb2.DeliveryRequest
+    session_id: str
+    cluster: str | None
+
+    @property
+    def ids(self) -> list[int]:
+        return [row.id for row in self.rows]
+
+
+def _merge_key(row: Row, request: delivery_pb2.DeliveryRequest) -> bytes:
+    """Rows that may share one Delivery request: the same session, cluster, and request but for the
+    notifications, telemetry and request id."""
+    rest = delivery_pb2.DeliveryRequest()
+    rest.CopyFrom(request)
+    rest.ClearField("notifications")
+    rest.ClearField("telemetry")
+    rest.ClearField("request_id")
+    head = f"{row.session_id or ''}\x00{row.cluster or ''}\x00".encode()
+    return head + rest.SerializeToString(deterministic=True)
+
+
+def _body(request: delivery_pb2.DeliveryRequest) -> bytes:
+    """Delivery API JSON; raises JsonMappingError/ValueError for content that cannot become JSON."""
+    return json.dumps(message_to_dict(request), separators=(",", ":")).encode()
+
+
+class Sender:
+    """The delivery loop of the sender process; see the module docstring. ``emit`` receives each
+    :class:`SenderReport` line."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: OutboxStore,
+        api: DeliveryApi,
+        *,
+        emit: Callable[[bytes], None],
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._api = api
+        self._emit = emit
+        self._clock = clock
+        self._policy = RetryPolicy(
+            max_backoff_s=settings.outbox_max_backoff,
+            max_age_s=settings.outbox_max_age,
+            reject_retries=settings.outbox_reject_retries,
+        )
+        self._window = max(1, settings.outbox_concurrency)
+        self._batch = max(1, settings.outbox_batch_size)
+        self._timeout = settings.timeout / 1000
+        # A claimed row is in flight for at most one timeout (never queued: claims fit the window).
+        self._lease_ms = int((2 * self._timeout + LEASE_SLACK_S) * 1000)
+        self.report = SenderReport()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._acks: list[int] = []
+        self._retries: list[tuple[list[int], int, str]] = []
+        self._quarantines: list[tuple[list[int], str]] = []
+        self._room = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._flush_deadline = 0.0
+
+    def stop(self) -> None:
+        """Begin the shutdown flush (``outbox_flush_timeout``); :meth:`run` returns when it is over."""
+        if not self._stop.is_set():
+            self._flush_deadline = time.monotonic() + max(0.0, self._settings.outbox_flush_timeout)
+            self._stop.set()
+            self._room.set()
+            self._set_state("flushing")
+
+    def _set_state(self, state: str) -> None:
+        if self.report.state != state:
+            self.report.state = state
+            self._emit(self.report.line())
+
+    async def run(self) -> None:
+        """Deliver until :meth:`stop` and the flush after it; the store and api stay open (the caller
+        closes them)."""
+        last_report = last_checkpoint = time.monotonic()
+        last_adopt = 0.0
+        self._emit(self.report.line())
+        while True:
+            now = time.monotonic()
+            if self._stop.is_set() and now >= self._flush_deadline:
+                break
+            if now - last_report >= REPORT_S:
+                last_report = now
+                self.report.in_flight = len(self._in_flight)
+                self._emit(self.report.line())
+            claimed = 0
+            try:
+                self._settle()
+                free = self._window - len(self._in_flight)
+                if free > 0:
+                    claimed = self._claim(min(self._batch, free))
+                if now - last_checkpoint >= CHECKPOINT_S:
+                    last_checkpoint = now
+                    self._store.checkpoint()
+                if not claimed and not self._in_flight and now - last_adopt >= ADOPT_S:
+                    last_adopt = now
+                    self._store.adopt_orphans()
+            except sqlite3.Error as exc:
+                self.report.last_error = f"outbox storage: {exc}"
+                throttled.warning("storage", f"sender: outbox storage failed ({exc}); retrying")
+                self._set_state("storage_error")
+                await self._pause(STORE_BACKOFF_S)
+                continue
+            self._set_state("flushing" if self._stop.is_set() else "running")
+            if self._stop.is_set() and not claimed and not self._in_flight:
+                break  # flushed: nothing due, nothing in flight
+            if claimed >= min(self._batch, max(1, self._window - len(self._in_flight))):
+                await asyncio.sleep(SETTLE_S)  # more may be due: the next round soon
+            else:
+                await self._pause(IDLE_POLL_S if not self._in_flight else SETTLE_S)
+        await self._finish()
+
+    async def _pause(self, seconds: float) -> None:
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), seconds)
+        if not self._stop.is_set():
+            await asyncio.sleep(SETTLE_S)  # let completions gather: one store write for many
+
+    async def _finish(self) -> None:
+        pending = list(self._in_flight)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(sqlite3.Error):
+            self._settle()
+            self._store.checkpoint()
+        self._set_state("stopped")
+
+    # ---------------------------------------------------------------------------- one round
+
+    def _claim(self, limit: int) -> int:
+        rows = self._store.claim(limit, self._clock(), lease_ms=self._lease_ms)
+        for group in self._groups(rows):
+            task = asyncio.get_running_loop().create_task(self._deliver(group))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(rows)
+
+    def _groups(self, rows: list[Row]) -> list[_Group]:
+        groups: dict[bytes, _Group] = {}
+        out: list[_Group] = []
+        for row in rows:
+            try:
+                request = delivery_pb2.DeliveryRequest.FromString(row.request)
+            except (DecodeError, ValueError) as exc:
+                self._quarantine([row.id], "undecodable", f"undecodable row (not a DeliveryRequest): {exc}")
+                continue
+            key = _merge_key(row, request)
+            group = groups.get(key)
+            if group is not None and len(group.rows) < MAX_MERGED:
+                group.rows.append(row)
+                group.request.notifications.extend(request.notifications)
+                group.request.telemetry.entries.extend(request.telemetry.entries)
+                continue
+            group = groups[key] = _Group([row], request, row.session_id or new_id(), row.cluster)
+            out.append(group)
+        return out
+
+    async def _deliver(self, group: _Group) -> None:
+        try:
+            body = _body(group.request)
+        except (JsonMappingError, ValueError) as exc:
+            await self._split(group, exc)
+            return
+        await self._post(group, body)
+
+    async def _split(self, group: _Group, error: Exception) -> None:
+        """A merged request that cannot become JSON: each row alone, the bad ones to quarantine."""
+        for row in group.rows:
+            request = delivery_pb2.DeliveryRequest.FromString(row.request)
+            try:
+                body = _body(request)
+            except (JsonMappingError, ValueError) as exc:
+                self._quarantine([row.id], "unmappable", f"cannot become Delivery API JSON: {exc}")
+                continue
+            await self._post(_Group([row], request, group.session_id, group.cluster), body)
+        del error
+
+    async def _post(self, group: _Group, body: bytes) -> None:
+        self.report.requests += 1
+        try:
+            await self._api.notify(
+                body, session_id=group.session_id, cluster=group.cluster, timeout=self._timeout
+            )
+        except asyncio.CancelledError:  # shutdown: due again at once at the next start
+            self._retries.append((group.ids, self._clock(), "the sender stopped before an answer"))
+            raise
+        except Exception as exc:
+            self._failed(group, exc)
+            return
+        self._acks.extend(row.id for row in group.rows)
+        self.report.delivered_rows += len(group.rows)
+        self.report.delivered_notifications += len(group.request.notifications)
+
+    def _failed(self, group: _Group, exc: Exception) -> None:
+        if not isinstance(exc, TargetdError):
+            log.exception(
+                "sender: unexpected error delivering %d rows (a bug; they are retried)", len(group.rows)
+            )
+        now = self._clock()
+        verdict = self._policy.on_failure(
+            exc,
+            attempts=max(row.attempts for row in group.rows),
+            first_at_ms=min(row.first_at_ms for row in group.rows),
+            now_ms=now,
+        )
+        self.report.failures[verdict.kind] = self.report.failures.get(verdict.kind, 0) + 1
+        self.report.last_error = str(exc)[:300]
+        if verdict.action == "quarantine":
+            self._quarantine(group.ids, verdict.kind, verdict.reason)
+            return
+        throttled.warning(
+            verdict.kind,
+            f"sender: {len(group.rows)} rows not delivered ({verdict.kind}), retried later: {exc}",
+        )
+        self._retries.append((group.ids, verdict.next_at_ms, str(exc)))
+
+    def _quarantine(self, ids: list[int], kind: str, reason: str) -> None:
+        self._quarantines.append((ids, reason))
+        self.report.quarantined[kind] = self.report.quarantined.get(kind, 0) + len(ids)
+        throttled.warning(f"quarantine-{kind}", f"sender: {len(ids)} rows quarantined ({kind}): {reason}")
+
+    def _settle(self) -> None:
+        """Write what the finished requests decided: acks, retries, quarantines (batched). On a storage
+        error what was not written is kept for the next try."""
+        if self._acks:
+            self._store.ack(self._acks)
+            self._acks = []
+        while self._retries:
+            ids, next_at, error = self._retries[0]
+            self._store.retry(ids, next_at, error)
+            self._retries.pop(0)
+        while self._quarantines:
+            ids, reason = self._quarantines[0]
+            self._store.quarantine(ids, reason)
+            self._quarantines.pop(0)
+
+
+# -------------------------------------------------------------------------------- the process
+
+
+def settings_line(settings: Settings) -> bytes:
+    """The settings as the JSON line the sender process reads from stdin."""
+    return (json.dumps(dataclasses.asdict(settings)) + "\n").encode()
+
+
+async def _serve(path: Path, settings: Settings) -> None:
+    loop = asyncio.get_running_loop()
+    out = sys.stdout.buffer
+
+    def emit(line: bytes) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            out.write(line)
+            out.flush()
+
+    store = OutboxStore.open(path, busy_timeout_s=5.0, autocheckpoint_pages=0)
+    api = DeliveryApi(settings)
+    sender = Sender(settings, store, api, emit=emit)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, sender.stop)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def watch_parent() -> None:
+        await reader.read()  # EOF: the serving process is gone (or closed our stdin to stop us)
+        sender.stop()
+
+    watcher = loop.create_task(watch_parent())
+    try:
+        await sender.run()
+    finally:
+        watcher.cancel()
+        await api.aclose()
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The sender process's entry point (see the module docstring); returns the exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m targetd_server.delivery.sender OUTBOX_FILE < settings.json", file=sys.stderr)
+        return 2
+    data: dict[str, Any] = json.loads(sys.stdin.buffer.readline())
+    settings = Settings(**data)
+    configure_logging(settings.log_level, settings.log_format)
+    uvloop.run(_serve(Path(args[0]), settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
