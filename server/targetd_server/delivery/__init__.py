@@ -12,7 +12,7 @@ from targetd_server.delivery.geo import GeoLookup
 from targetd_server.delivery.http import DeliveryApi, target_host
 from targetd_server.delivery.outbox import DROP_REASONS, Outbox, OutboxState
 from targetd_server.delivery.outbox_files import claim_outbox_path
-from targetd_server.delivery.store import OutboxStore, QuarantinedRow, Row, StoreStats, open_or_replace
+from targetd_server.delivery.store import OutboxStore, QuarantinedRow, Row, StoreStats, now_ms, open_or_replace
 from targetd_server.delivery.thread_sender import ThreadSender
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "StoreStats",
     "ThreadSender",
     "claim_outbox_path",
+    "now_ms",
     "open_or_replace",
     "target_host",
 ]
