@@ -1,6 +1,7 @@
 """The ``targetd`` command: ``targetd serve`` runs the service (``--workers N``: N worker processes under a
 supervisor, ``targetd_server.workers``); ``targetd probe`` checks a running one's gRPC health (for
-container health checks and orchestrator exec probes; TLS options in ``targetd_server.probe``).
+container health checks and orchestrator exec probes; TLS options in ``targetd_server.probe``);
+``targetd outbox stats|list|requeue`` looks into the notification outbox (``targetd_server.outbox_cli``).
 
 The local Target stand-in is not a subcommand: it is the development tool ``targetd-edge`` (tools/edge)."""
 
@@ -15,6 +16,7 @@ from targetd_server import __version__
 from targetd_server.config import add_arguments, load_settings
 from targetd_server.errors import ConfigError, ListenError
 from targetd_server.logs import configure_logging
+from targetd_server.outbox_cli import add_outbox_arguments, run_outbox
 from targetd_server.probe import add_probe_arguments, probe
 from targetd_server.service import serve
 from targetd_server.workers import run as run_workers
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(serve)
     probe = commands.add_parser("probe", help="exit 0 when the service at --address reports SERVING")
     add_probe_arguments(probe)
+    outbox = commands.add_parser("outbox", help="the notification outbox: stats, list and requeue quarantine")
+    add_outbox_arguments(outbox)
     return parser
 
 
@@ -53,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "probe":
         return probe(args)
+    if args.command == "outbox":
+        return run_outbox(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
