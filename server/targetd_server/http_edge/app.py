@@ -70,8 +70,9 @@ class HttpEdge:
         return app
 
     async def start(self) -> int:
-        """Bind ``settings.http_listen`` (SO_REUSEPORT, so worker processes can share it) and serve;
-        returns the bound port. Raises OSError when the address cannot be bound."""
+        """Bind ``settings.http_listen`` and serve; returns the bound port. SO_REUSEPORT only with
+        ``workers`` > 1 (the workers share the port, as they share the gRPC one); otherwise a port in use
+        raises OSError, as any address that cannot be bound does."""
         assert self._settings.http_listen, "http_listen is not set"
         host, port = _split_listen(self._settings.http_listen)
         runner = web.AppRunner(
@@ -86,7 +87,7 @@ class HttpEdge:
             host,
             port,
             ssl_context=_ssl_context(self._settings),
-            reuse_port=True,
+            reuse_port=self._settings.workers > 1,
         )
         try:
             await site.start()
