@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: docs help install lock protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
+.PHONY: node-sdk docs help install lock protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
 
 help:
 	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
@@ -66,7 +66,16 @@ mypy: $(STAMP)
 
 lint: check-protos buf-lint buf-breaking ruff mypy
 
-test-python: $(STAMP)
+## Adobe's Target Node SDK 2.4.3, `npm ci` from tests/differential/package-lock.json: one install shared by the
+## differential test (tests/differential) and the HTTP edge's Node SDK test (tests/http_edge/test_node_sdk.py).
+NODE_SDK := tests/differential/node_modules/.installed-stamp
+$(NODE_SDK): $(wildcard tests/differential/package.json tests/differential/package-lock.json)
+	@if [ -f tests/differential/package-lock.json ]; then npm ci --prefix tests/differential --no-audit --no-fund && touch $@; \
+	else echo "tests/differential/package-lock.json missing: the Node SDK tests will fail" >&2; fi
+
+node-sdk: $(NODE_SDK)
+
+test-python: $(STAMP) node-sdk
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-node: $(STAMP)
