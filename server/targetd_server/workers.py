@@ -33,11 +33,13 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Final
 
 from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.metrics_core import Metric
 
 from targetd_server.config import Settings
 from targetd_server.logs import configure_logging
@@ -108,6 +110,7 @@ class Supervisor:
         self._stopping = False
         self._backoff = 0.0
         self._restarts: set[asyncio.Task[None]] = set()
+        self._collector: _WorkersCollector | None = None  # made with the directory, by run()
 
     # -------------------------------------------------------------------------------- workers
 
@@ -172,13 +175,17 @@ class Supervisor:
     def _host_text(self) -> str:
         return f"[{self.host}]" if ":" in self.host else self.host
 
+    def worker_pids(self) -> set[str]:
+        """The pids of the workers running now, as the ``pid`` labels of per-worker gauges spell them."""
+        return {str(w.process.pid) for w in self._workers.values() if not w.exited.done() and w.process.pid}
+
     def ready(self) -> bool:
         """Whether at least one worker is live and every live worker reports ``targetd_ready`` 1."""
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=str(self.metrics_dir))  # type: ignore[no-untyped-call]
+        if self._collector is None:
+            return False
         values = [
             sample.value
-            for family in registry.collect()
+            for family in self._collector.collect()
             if family.name == "targetd_ready"
             for sample in family.samples
         ]
@@ -195,6 +202,7 @@ class Supervisor:
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         self.metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
+        self._collector = collector = _WorkersCollector(str(self.metrics_dir), self.worker_pids)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -208,7 +216,7 @@ class Supervisor:
             await asyncio.wait_for(asyncio.gather(*(w.port for w in others)), START_TIMEOUT)
             if self.settings.metrics_listen:
                 registry = CollectorRegistry()
-                multiprocess.MultiProcessCollector(registry, path=str(self.metrics_dir))  # type: ignore[no-untyped-call]
+                registry.register(collector)
                 admin = await start_admin(self.settings.metrics_listen, registry, self.ready)
             address = f"{self._host_text()}:{self.port}"
             log.info("listening", extra={"address": address, "workers": self.settings.workers})
@@ -246,6 +254,24 @@ class Supervisor:
                 worker.process.kill()
         if late:
             await asyncio.wait(late, timeout=STOP_MARGIN)
+
+
+class _WorkersCollector:
+    """The workers' metrics (prometheus-client's MultiProcessCollector over the directory), keeping of the
+    per-worker gauges (``liveall``: a ``pid`` label) only the series of live workers: helper processes a
+    worker starts (the outbox sender) import the same metrics and would otherwise add series of their own
+    (e.g. ``targetd_ready`` 0)."""
+
+    def __init__(self, path: str, pids: Callable[[], set[str]]) -> None:
+        self._inner = multiprocess.MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
+        self._pids = pids
+
+    def collect(self) -> Iterable[Metric]:
+        live = self._pids()
+        for family in self._inner.collect():  # type: ignore[no-untyped-call]
+            if any("pid" in sample.labels for sample in family.samples):
+                family.samples = [s for s in family.samples if s.labels.get("pid", "") in live]
+            yield family
 
 
 def run(settings: Settings, *, announce: bool = True) -> int:
