@@ -19,6 +19,10 @@ metric defined here, checked on :data:`REGISTRY` by ``tests/service/test_metrics
 * no Info or Enum (unsupported there): a gauge with labels, set to 1 (``targetd_build_info``).
 
 Counters and histograms need nothing: the workers' values are summed, those of dead workers included.
+A helper process that imports these metrics in a worker (it inherits the directory) writes files of its
+own: whoever restarts such a process calls :func:`process_gone` with the dead one's pid, so that its live
+gauges go (the supervisor does it for the workers). Per-worker (``liveall``) series of processes that are
+not workers are left out of the admin port's answer (``targetd_server.workers``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 
@@ -58,6 +62,12 @@ def sampled(target: Gauge, read: Callable[[], float]) -> None:
         _SAMPLED[id(target)] = (target, read)
     else:
         target.set_function(read)
+
+
+def process_gone(pid: int) -> None:
+    """Drop the live gauges of a dead process of this worker (multiprocess mode; else nothing)."""
+    if MULTIPROCESS:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def refresh_sampled() -> None:
