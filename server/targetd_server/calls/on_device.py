@@ -74,6 +74,7 @@ def decide_on_device(
     :class:`~targetd_server.engine.RequestValidationError` (an ``InvalidRequestError``).
     """
     identity = options.identity(client_hint, ids=ids)
+    offset_given = request.context.HasField("time_offset_in_minutes")
     complete_request(request, options, identity, settings, ids=ids)
     result = decide(
         artifact,
@@ -102,6 +103,9 @@ def decide_on_device(
             telemetry.add_entry(result.telemetry_entry)
         entries = telemetry.drain()
     outbound = build_notification_request(result.request, result.notifications, entries)
+    if outbound is not None and not offset_given:
+        # Node's notification request carries timeOffsetInMinutes only when the caller sent one
+        outbound.context.ClearField("time_offset_in_minutes")
     return OnDeviceOutcome(envelope, identity, outbound)
 
 

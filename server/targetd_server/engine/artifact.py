@@ -132,7 +132,7 @@ class CompiledArtifact:
     response_tokens: frozenset[str]
     geo_tokens: tuple[tuple[str, str], ...]
     local_mboxes: frozenset[str]
-    remote_mboxes: frozenset[str]
+    remote_mboxes: tuple[str, ...]
     local_views: frozenset[str]
     remote_views: tuple[str, ...]
     mbox_rules: Mapping[str, tuple[CompiledRule, ...]]
@@ -377,7 +377,7 @@ def compile_artifact(
         response_tokens=response_tokens,
         geo_tokens=tuple(t for t in GEO_TOKENS if t[0] in response_tokens),
         local_mboxes=frozenset(_string_list(raw, "localMboxes")),
-        remote_mboxes=frozenset(_string_list(raw, "remoteMboxes")),
+        remote_mboxes=tuple(_string_list(raw, "remoteMboxes")),
         local_views=frozenset(_string_list(raw, "localViews")),
         remote_views=tuple(_string_list(raw, "remoteViews")),
         mbox_rules=MappingProxyType(mbox_rules),

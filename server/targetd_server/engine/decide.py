@@ -2,9 +2,10 @@
 
 Per request: validate (SDK messages), copy the request once and complete it (requestId, tntId, property
 token, geo), build the context once (time, user agent, page/referring URL, geo) and compute the visitor
-id once. Per mode (execute, then prefetch): mboxes in request order, then the pageLoad (only when
-requested), then (prefetch) views. A regular mbox takes the first satisfied rule (priority order) or comes
-back blank; the global mbox, the pageLoad and views take every satisfied rule, one per ``ruleKey``.
+id once. Per mode (execute, then prefetch), in Node's order: mboxes in request order, then (prefetch)
+views, then the pageLoad (only when requested). A regular mbox takes the first satisfied rule (priority
+order) or comes back blank; the global mbox, the pageLoad and views take every satisfied rule, one per
+``ruleKey``.
 Responses are assembled by merging the consequences' pre-serialised messages, then patched only where a
 request matters: geo response tokens, campaign macros, trace.
 """
@@ -94,7 +95,9 @@ class _Decider:
         self.geo_values = [(token, geo[key]) for token, key in artifact.geo_tokens if key in geo]
         self.notes = NotificationCollector(now_ms, new_id)
         self.trace_base = (
-            TraceBase(client, artifact, request.id, session_id) if request.HasField("trace") else None
+            TraceBase(client, artifact, request.id, session_id, self.base["page"])
+            if request.HasField("trace")
+            else None
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -158,10 +161,12 @@ class _Decider:
 
     def notify(self, rule: CompiledRule, name: str, tracer: RequestTracer | None) -> None:
         notification = self.notes.add(name, rule.display_tokens)
-        if notification is not None and tracer is not None:
-            tracer.trace_notification(
+        if tracer is not None:
+            tracer.trace_execution(
                 rule,
-                {
+                None
+                if notification is None
+                else {
                     "id": notification.id,
                     "impressionId": notification.impression_id,
                     "timestamp": notification.timestamp,
@@ -182,7 +187,7 @@ class _Decider:
             is_global = name == artifact.global_mbox
             context = self.item_context(item)
             if tracer is not None:
-                tracer.trace_request("mbox", item, context["page"])
+                tracer.trace_request("mbox", item)
             detail = {"name": name, "index": item.index if item.HasField("index") else None}
             seen: set[str] = set()
             produced = False
@@ -209,7 +214,7 @@ class _Decider:
                     parameters=item.parameters,
                 )
                 if tracer is not None:
-                    response.trace.CopyFrom(tracer.snapshot())
+                    tracer.freeze_into(response.trace)
                 produced = True
                 if not is_global:
                     break
@@ -220,7 +225,7 @@ class _Decider:
                     response.index = item.index
                 response.name = name
                 if tracer is not None:
-                    response.trace.CopyFrom(tracer.snapshot())
+                    tracer.live_into(response.trace)
 
     # ------------------------------------------------------------------ pageLoad
 
@@ -237,11 +242,11 @@ class _Decider:
         out.SetInParent()
         context = self.item_context(item)
         if tracer is not None:
-            tracer.trace_request("mbox", item, context["page"], name=name)
+            tracer.trace_request("mbox", item, name=name)
         detail = {"name": name}
         seen: set[str] = set()
         metric_tokens: set[str | None] = set()
-        traced = False
+        captured: dict[str, Any] | None = None
         for rule in artifact.mbox_rules.get(name, ()):
             if not rule.allowed_for(self.property_token) or rule.rule_key in seen:
                 continue
@@ -267,10 +272,9 @@ class _Decider:
                         metric_tokens.add(token)
                         out.metrics.add().MergeFromString(payload)
             if tracer is not None:
-                out.trace.CopyFrom(tracer.snapshot())
-                traced = True
-        if tracer is not None and not traced:
-            out.trace.CopyFrom(tracer.snapshot())
+                captured = tracer.capture()
+        if tracer is not None and captured is not None:  # Node: the last executed rule's trace, if any
+            tracer.live_into(out.trace, captured)
 
     # ------------------------------------------------------------------ views
 
@@ -281,7 +285,7 @@ class _Decider:
             rules = artifact.view_rules.get(name, ()) if name else artifact.all_view_rules
             context = self.item_context(item)
             if tracer is not None:
-                tracer.trace_request("view", item, context["page"])
+                tracer.trace_request("view", item)
             detail = {"name": name or None, "key": item.key or None}
             by_name: dict[str, delivery_pb2.View] = {}
             seen: set[str] = set()
@@ -310,7 +314,7 @@ class _Decider:
                     parameters=item.parameters,
                 )
                 if first and tracer is not None:
-                    view.trace.CopyFrom(tracer.snapshot())
+                    tracer.freeze_into(view.trace)
 
 
 def decide(
@@ -356,16 +360,20 @@ def decide(
         decider.mboxes(execute.mboxes, out.mboxes, True, tracer)
         if execute.HasField("page_load"):
             decider.page_load(item=execute.page_load, out=out.page_load, execute=True, tracer=tracer)
+        if tracer is not None:
+            tracer.finish()
     if validated.HasField("prefetch"):
         prefetch = validated.prefetch
         pre = response.prefetch
         pre.SetInParent()
         tracer = decider.tracer("prefetch")
         decider.mboxes(prefetch.mboxes, pre.mboxes, False, tracer)
+        if prefetch.views:  # Node: mboxes, views, then the pageLoad (one tracer for the mode)
+            decider.views(prefetch.views, pre.views, tracer)
         if prefetch.HasField("page_load"):
             decider.page_load(item=prefetch.page_load, out=pre.page_load, execute=False, tracer=tracer)
-        if prefetch.views:
-            decider.views(prefetch.views, pre.views, tracer)
+        if tracer is not None:
+            tracer.finish()
 
     remote = has_remote_dependency(artifact, validated)
     response.status = 206 if remote.remote_needed else 200

@@ -59,6 +59,7 @@ def build_notification_request(
     if request.HasField("id"):
         result.id.CopyFrom(request.id)
     result.context.CopyFrom(request.context)
+    result.context.geo.SetInParent()  # Node's engine request always has context.geo ({} without geo)
     if request.HasField("experience_cloud"):
         result.experience_cloud.CopyFrom(request.experience_cloud)
     if notes:

@@ -30,37 +30,30 @@ def _ordered(names: list[str]) -> tuple[str, ...]:
 def has_remote_dependency(
     artifact: CompiledArtifact, request: delivery_pb2.DeliveryRequest
 ) -> RemoteDependency:
-    """Requested mboxes (execute and prefetch; a pageLoad counts as ``target-global-mbox``, as Node 2.3.2+)
-    that are listed in ``remoteMboxes`` or missing from ``localMboxes``; requested views likewise, where
-    views requested without any name mean every ``remoteViews`` entry. Lists keep request order."""
-    mboxes: list[str] = []
+    """Node's ``hasRemoteDependency``: the requested mbox names (prefetch first, then execute; a pageLoad
+    counts as ``target-global-mbox``, as Node 2.3.2+) that the artifact lists in ``remoteMboxes`` — in the
+    artifact's order — followed by those missing from ``localMboxes`` in request order, without repeats;
+    views likewise, where views requested without any name mean every ``remoteViews`` entry."""
+    requested: list[str] = []
     views: list[str] = []
     named_views = 0
-    has_execute = request.HasField("execute")
-    has_prefetch = request.HasField("prefetch")
-    if has_execute:
-        mboxes.extend(m.name for m in request.execute.mboxes if m.name)
-        if request.execute.HasField("page_load"):
-            mboxes.append(DEFAULT_GLOBAL_MBOX)
-    if has_prefetch:
-        mboxes.extend(m.name for m in request.prefetch.mboxes if m.name)
-        if request.prefetch.HasField("page_load"):
-            mboxes.append(DEFAULT_GLOBAL_MBOX)
-        for view in request.prefetch.views:
-            if view.name:
-                named_views += 1
-                views.append(view.name)
-    remote_mboxes = [
-        name
-        for name in _ordered(mboxes)
-        if name in artifact.remote_mboxes or name not in artifact.local_mboxes
-    ]
-    if has_prefetch and request.prefetch.views and named_views == 0:
+    parts = [getattr(request, part) for part in ("prefetch", "execute") if request.HasField(part)]
+    for part in parts:
+        requested.extend(m.name for m in part.mboxes if m.name)
+    if any(part.HasField("page_load") for part in parts):
+        requested.append(DEFAULT_GLOBAL_MBOX)
+    wanted = set(requested)
+    remote_mboxes = [name for name in artifact.remote_mboxes if name in wanted]
+    remote_mboxes.extend(name for name in requested if name not in artifact.local_mboxes)
+    has_views = request.HasField("prefetch") and bool(request.prefetch.views)
+    for view in request.prefetch.views:
+        if view.name:
+            named_views += 1
+            views.append(view.name)
+    if has_views and named_views == 0:
         remote_views = list(artifact.remote_views)
     else:
-        remote_views = [
-            name
-            for name in _ordered(views)
-            if name in artifact.remote_views or name not in artifact.local_views
-        ]
-    return RemoteDependency(tuple(remote_mboxes), _ordered(remote_views))
+        wanted_views = set(views)
+        remote_views = [name for name in artifact.remote_views if name in wanted_views]
+        remote_views.extend(name for name in views if name not in artifact.local_views)
+    return RemoteDependency(_ordered(remote_mboxes), _ordered(remote_views))
