@@ -2,11 +2,11 @@
 
 * Delivery API call through :class:`DeliveryApi` (proto → JSON → pooled aiohttp → JSON → proto) vs. a bare
   pooled ``aiohttp`` POST of the same JSON body, both against the local edge stand-in on loopback;
-* outbox ``enqueue`` (one INSERT + commit, WAL, real file) vs. a bare SQLite INSERT + commit;
-* outbox drain rate to the edge stand-in (rows/s with the default concurrency).
+* outbox ``enqueue`` + its group's commit (WAL, real file) per row, for groups of 1 (c=1) and 64 rows
+  (calls under load), vs. a bare SQLite INSERT + commit.
 
-The api lives on an event loop in a thread of its own, as in the server; the outbox's worker threads send
-through it (``DeliveryApi.send``).
+The api lives on an event loop in a thread of its own, as in the server. Delivery throughput (the sender
+process) is measured by bench/run.py's sustained-delivery row.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from targetd.json_format import message_to_dict, parse_dict  # noqa: E402
 from targetd.v1 import delivery_pb2  # noqa: E402
 from targetd_server.config import Settings  # noqa: E402
-from targetd_server.delivery import DeliveryApi, Outbox, ThreadSender  # noqa: E402
+from targetd_server.delivery import DeliveryApi, Outbox  # noqa: E402
 
 SAMPLE = REPO / "deploy" / "sample"
 REQUEST = {
@@ -145,19 +145,6 @@ def main() -> None:
     )
     print(f"outbox.enqueue + its group's commit, 1/group  : {_us(enq)}")
     print(f"outbox.enqueue + its group's commit, 64/group : {_us(enq64)} per row")
-    sender = ThreadSender(
-        outbox.path, lambda r, s, c, to: api.send(r, session_id=s, cluster=c, timeout=to), concurrency=16
-    )
-    t = time.perf_counter()
-    sender.start()
-    while sender.delivered < 2 * m - m % 64:
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - t
-    print(
-        f"outbox drain to the edge stand-in             : {sender.delivered / elapsed:8.0f} rows/s "
-        f"({sender.delivered} rows, transitional thread sender, concurrency 16)"
-    )
-    sender.close(1)
     outbox.close()
     asyncio.run_coroutine_threadsafe(api.aclose(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
