@@ -8,8 +8,8 @@ a warm-up) for
 * ``execute_us`` — ``DeliveryApi.execute``, the answer parsed (a server-side decision), sequential;
 * ``send_async_us`` / ``send_async_inflight_us`` — ``DeliveryApi.send_async``, the answer not parsed (a
   notification), sequential and with ``K`` (64) in flight;
-* ``send_bridge_us`` — ``DeliveryApi.send`` from one worker thread onto the loop (the outbox's transitional
-  path), sequential;
+* ``notify_inflight_us`` — ``DeliveryApi.notify`` with ``K`` in flight, the body mapped per POST (the
+  sender process's path: ``transport.Http1Client``);
 * ``aiohttp_us`` / ``aiohttp_inflight_us`` — a bare ``aiohttp.ClientSession`` POST of the same JSON body
   (mapping included), for scale; ``aiohttp_trust_env_us`` — the same with ``trust_env=True`` (why targetd
   reads the proxy environment itself: two thread-pool hops per request).
@@ -71,7 +71,7 @@ async def measure_with(stub: ServerProcess, number: int, in_flight: int) -> dict
     add_arguments(parser)
     flags = ["--client", cases.CLIENT, "--organization-id", cases.ORGANIZATION_ID]
     flags += ["--server-domain", stub.address, "--secure", "false"]
-    flags += ["--delivery-pool-size", str(in_flight)]
+    flags += ["--delivery-pool-size", str(in_flight), "--outbox-concurrency", str(in_flight)]
     settings = load_settings(parser.parse_args(flags), environ={})
     raw = cases.load_artifact()
     request = delivery_pb2.DeliveryRequest()
@@ -96,14 +96,11 @@ async def measure_with(stub: ServerProcess, number: int, in_flight: int) -> dict
             lambda: api.send_async(outbound, session_id="s", cluster=None, timeout=5.0), number, in_flight
         )
 
-        def bridged(count: int) -> None:  # one worker thread, as an outbox worker: a thread hop per POST
-            for _ in range(count):
-                api.send(outbound, session_id="s", cluster=None, timeout=5.0)
+        async def notify() -> None:
+            body = json.dumps(message_to_dict(outbound), separators=(",", ":")).encode()
+            await api.notify(body, session_id="s", cluster=None, timeout=5.0)
 
-        await asyncio.to_thread(bridged, max(20, number // 10))
-        started = time.process_time()
-        await asyncio.to_thread(bridged, number)
-        report["send_bridge_us"] = (time.process_time() - started) / number * 1e6
+        report["notify_inflight_us"] = await cpu_us(notify, number, in_flight)
     finally:
         await api.aclose()
 

@@ -1,26 +1,18 @@
 """The outbox in-process on real SQLite files: group commit on the serving loop, honest drops (outbox
 full, disk full through SQLite's own SQLITE_FULL, the write lock held), recovery, rows stored after close,
-and the transitional thread sender over the store (the real Delivery API client, the edge stand-in as a
-real HTTP server on loopback): delivered, quarantined, retried, adopted."""
+one file per worker. The sender process over the store is tests/delivery/test_sender.py."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from targetd.v1 import decisioning_service_pb2, delivery_pb2
-from targetd_edge import EdgeServer, Fault
-from targetd_server.config import Settings
-from targetd_server.delivery import DeliveryApi, Outbox, OutboxStore, ThreadSender
+from targetd_server.delivery import Outbox, OutboxStore
 from targetd_server.delivery.outbox_files import claim_outbox_path
-from tests.delivery.support import CLIENT, ORG, SAMPLE, edge_in_process
-from tests.support import eventually
 
 
 def _notification(i: int) -> delivery_pb2.DeliveryRequest:
@@ -152,98 +144,7 @@ async def test_status_reports_what_the_file_holds(tmp_path: Path) -> None:
     outbox.close()
 
 
-# ---------------------------------------------------------------------------------------- thread sender
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop in a thread of its own, as the server's: the Delivery API client lives on it and the
-    sender's worker threads send through it (``DeliveryApi.send``)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="test-loop", daemon=True)
-    thread.start()
-    try:
-        yield loop
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
-def _api(edge: EdgeServer, loop: asyncio.AbstractEventLoop) -> DeliveryApi:
-    settings = Settings(
-        client=CLIENT, organization_id=ORG, server_domain=f"127.0.0.1:{edge.port}", secure=False
-    )
-
-    async def create() -> DeliveryApi:
-        return DeliveryApi(settings)
-
-    return asyncio.run_coroutine_threadsafe(create(), loop).result(10)
-
-
-def _sender(path: Path, api: DeliveryApi, **options: Any) -> ThreadSender:
-    return ThreadSender(
-        path,
-        lambda request, session, cluster, timeout: api.send(
-            request, session_id=session, cluster=cluster, timeout=timeout
-        ),
-        max_backoff=0.2,
-        **options,
-    )
-
-
-def _write(path: Path, payloads: list[bytes]) -> None:
-    store = OutboxStore.open(path)
-    store.insert([(1000 + i, "s", None, payload) for i, payload in enumerate(payloads)])
-    store.close()
-
-
-def test_the_sender_delivers_quarantines_rejections_and_bad_rows_and_retries_failures(
-    tmp_path: Path, loop: asyncio.AbstractEventLoop
-) -> None:
-    path = tmp_path / "outbox.sqlite3"
-    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
-        api = _api(edge, loop)
-        _write(path, [b"\xff\xff not a protobuf", _notification(0).SerializeToString()])
-        edge.fault = Fault(status=400, count=1)  # the good row is rejected once: quarantined
-        sender = _sender(path, api)
-        sender.start()
-        store = OutboxStore.open(path)
-        eventually(lambda: len(store.list_quarantine()) == 2)
-        reasons = sorted(q.reason.split(":")[0] for q in store.list_quarantine())
-        assert reasons == ["rejected", "undecodable row"]
-        edge.fault = Fault(status=502, count=3)  # a transient failure: retried with backoff
-        _write(path, [_notification(1).SerializeToString()])
-        eventually(lambda: sender.delivered == 1)
-        assert store.requeue() == 2  # the operator re-queues: the bad row comes back to quarantine
-        eventually(lambda: sender.delivered == 2 and len(store.list_quarantine()) == 1)
-        sender.close(1.0)
-        store.close()
-        asyncio.run_coroutine_threadsafe(api.aclose(), loop).result(10)
-        assert sorted(n["notification"]["id"] for n in edge.store.notifications()) == ["n-0", "n-1"]
-        assert _on_disk(path) == 0
-
-
-def test_rows_of_a_gone_worker_are_adopted_and_delivered(
-    tmp_path: Path, loop: asyncio.AbstractEventLoop
-) -> None:
-    import os
-
-    with edge_in_process(SAMPLE, tmp_path / "edge") as edge:
-        api = _api(edge, loop)
-        directory = tmp_path / "data"
-        path0, fd0 = claim_outbox_path(directory)
-        path1, fd1 = claim_outbox_path(directory)  # a second worker sharing the data_dir
-        _write(path1, [_notification(i).SerializeToString() for i in range(3)])
-        os.close(fd1)  # the second worker is gone, its rows on disk
-        sender = _sender(path0, api)
-        sender.start()
-        eventually(lambda: sender.delivered == 3)
-        sender.close(1.0)
-        os.close(fd0)
-        asyncio.run_coroutine_threadsafe(api.aclose(), loop).result(10)
-        assert sorted(n["notification"]["id"] for n in edge.store.notifications()) == ["n-0", "n-1", "n-2"]
-        assert _on_disk(path1) == 0
+# ---------------------------------------------------------------------------------------- files
 
 
 def test_workers_sharing_a_data_dir_get_their_own_outbox(tmp_path: Path) -> None:

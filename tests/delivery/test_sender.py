@@ -17,6 +17,7 @@ import pytest
 
 from targetd.v1 import delivery_pb2
 from targetd_server.config import Settings
+from targetd_server.delivery.outbox_files import claim_outbox_path
 from targetd_server.delivery.sender import settings_line
 from targetd_server.delivery.store import OutboxStore, now_ms
 from targetd_server.delivery.supervisor import SenderSupervisor
@@ -221,6 +222,22 @@ def test_sigkill_mid_load_then_a_new_sender_delivers_everything(edge: EdgeProces
     finally:
         assert second.stop() == 0
     assert len(ids) <= 200 + 8 * 3  # duplicates: at most what was in flight at the kill
+
+
+def test_rows_of_a_gone_worker_are_adopted_and_delivered(edge: EdgeProcess, tmp_path: Path) -> None:
+    directory = tmp_path / "data"
+    own, own_fd = claim_outbox_path(directory)
+    gone, gone_fd = claim_outbox_path(directory)  # a second worker sharing the data_dir
+    _store(gone, [_request(f"v-{i}", f"n-{i}") for i in range(3)])
+    os.close(gone_fd)  # that worker is gone, its rows on disk
+    OutboxStore.open(own).close()
+    sender = SenderProcess(own, _settings(edge))
+    try:
+        _delivered(edge, {"n-0", "n-1", "n-2"})
+        eventually(lambda: _stats(gone) == (0, 0))
+    finally:
+        assert sender.stop() == 0
+        os.close(own_fd)
 
 
 async def test_supervisor_restarts_a_killed_sender(edge: EdgeProcess, tmp_path: Path) -> None:

@@ -254,35 +254,62 @@ async def test_an_unreachable_host_is_an_upstream_error() -> None:
         await api.aclose()
 
 
-async def test_send_bridges_a_worker_thread_onto_the_loop() -> None:
-    async def ok(request: web.BaseRequest) -> web.Response:
-        return web.json_response({"status": 200})
+async def test_notify_posts_over_http1_with_the_sdk_query_headers_and_status_rules() -> None:
+    answers = [200, 200, 503, 429, 400]
 
-    async def reject(request: web.BaseRequest) -> web.Response:
-        return web.Response(status=400, text="bad")
+    async def scripted(request: web.BaseRequest) -> web.Response:
+        return web.json_response({"status": 0}, status=answers.pop(0))
 
-    async with serve(ok) as (address, seen):
-        api = DeliveryApi(_settings(address))  # constructed on the loop: bound to it
+    async with serve(scripted) as (address, seen):
+        api = DeliveryApi(_settings(address, version="2.1"))
         try:
-            await asyncio.to_thread(api.send, _request(), session_id="s", cluster=None, timeout=2.0)
-            assert len(seen) == 1
-            with pytest.raises(RuntimeError, match="await send_async instead"):
-                api.send(_request(), session_id="s", cluster=None)  # on the loop: would deadlock
+            body = b'{"requestId":"r-1"}'
+            await api.notify(body, session_id="s 1", cluster=None, timeout=2.0)
+            await api.notify(body, session_id="s-2", cluster=None, timeout=2.0)  # the same connection
+            with pytest.raises(UpstreamError, match="answered 503") as failed:
+                await api.notify(body, session_id="s", cluster=None, timeout=2.0)
+            assert not isinstance(failed.value, UpstreamRejectedError)
+            with pytest.raises(UpstreamError, match="answered 429") as limited:
+                await api.notify(body, session_id="s", cluster=None, timeout=2.0)
+            assert not isinstance(limited.value, UpstreamRejectedError)
+            with pytest.raises(UpstreamRejectedError, match="answered 400"):
+                await api.notify(body, session_id="s", cluster=None, timeout=2.0)
         finally:
             await api.aclose()
-    async with serve(reject) as (address, _):
+        with pytest.raises(NotReadyError):
+            await api.notify(body, session_id="s", cluster=None, timeout=2.0)
+    first = seen[0]
+    assert first.method == "POST" and first.path == "/rest/v1/delivery"
+    assert dict(first.query) == {"imsOrgId": "org@AdobeOrg", "sessionId": "s 1", "version": "2.1"}
+    assert await first.read() == b'{"requestId":"r-1"}'
+    assert first.headers["Content-Type"] == "application/json"
+    assert first.headers["User-Agent"] == f"targetd/{__version__}"
+    assert first.headers["X-EXC-SDK"] == "targetd"
+    assert first.headers["X-EXC-SDK-Version"] == __version__
+    assert first.headers["X-Request-Id"] != seen[1].headers["X-Request-Id"]
+
+
+async def test_notify_timeouts_and_unreachable_hosts_are_upstream_errors() -> None:
+    release = asyncio.Event()
+
+    async def slow(request: web.BaseRequest) -> web.Response:
+        await release.wait()
+        return web.Response()
+
+    async with serve(slow) as (address, _):
         api = DeliveryApi(_settings(address))
         try:
-            with pytest.raises(UpstreamRejectedError):
-                await asyncio.to_thread(api.send, _request(), session_id="s", cluster=None, timeout=2.0)
+            with pytest.raises(UpstreamTimeoutError, match="did not answer within 200 ms"):
+                await api.notify(b"{}", session_id="s", cluster=None, timeout=0.2)
         finally:
+            release.set()
             await api.aclose()
-
-
-def test_send_needs_a_loop() -> None:
-    api = DeliveryApi(_settings("127.0.0.1:9"))  # no loop running: nothing to send through
-    with pytest.raises(RuntimeError, match="needs an event loop"):
-        api.send(_request(), session_id="s", cluster=None)
+    api = DeliveryApi(_settings(address))  # the port is free again
+    try:
+        with pytest.raises(UpstreamError, match=r"^Delivery API call to http://127\.0\.0\.1:\d+"):
+            await api.notify(b"{}", session_id="s", cluster=None, timeout=2.0)
+    finally:
+        await api.aclose()
 
 
 # ---------------------------------------------------------------------------------------- geo

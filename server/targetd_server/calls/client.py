@@ -31,7 +31,7 @@ from targetd_server.calls.options import CallOptions
 from targetd_server.calls.request import validate_request
 from targetd_server.calls.server_side import ServerSide
 from targetd_server.config import Settings
-from targetd_server.delivery import DeliveryApi, GeoLookup, Outbox, ThreadSender, claim_outbox_path
+from targetd_server.delivery import DeliveryApi, GeoLookup, Outbox, SenderSupervisor, claim_outbox_path
 from targetd_server.engine import TelemetryProvider
 from targetd_server.errors import InvalidRequestError
 from targetd_server.events import EventBus
@@ -83,14 +83,8 @@ class TargetClient:
             commit_window=settings.outbox_commit_window / 1000,
             commit_rows=settings.outbox_commit_rows,
         )
-        self.sender = ThreadSender(  # transitional: the sender process replaces it (issue 11)
-            outbox_path,
-            self._send_outbound,
-            batch_size=settings.outbox_batch_size,
-            concurrency=min(settings.outbox_concurrency, 16),  # (threads)
-            max_backoff=settings.outbox_max_backoff,
-            send_timeout=settings.timeout / 1000,
-        )
+        # The sender process that delivers the outbox's rows (delivery/sender.py), supervised from here.
+        self.sender = SenderSupervisor(settings, outbox_path)
         self.server_side = ServerSide(settings, self.api, self.location, self.telemetry)
         self.on_device = OnDevice(
             settings,
@@ -132,7 +126,6 @@ class TargetClient:
         (and ``client_ready`` is published) the moment an artifact is applied, never before."""
         self.events.start()
         self.sender.start()
-        self.outbox.state.sender_state = "running"
         self._spawn(self._watch_outbox())
         if self.method != delivery_pb2.DECISIONING_METHOD_SERVER_SIDE and not self.location.value:
             self._spawn(self.server_side.ping_location_hint())
@@ -150,11 +143,17 @@ class TargetClient:
     async def _watch_outbox(self) -> None:
         """Every OUTBOX_REFRESH seconds: the outbox's file stats and gauges (GetStatus reads them)."""
         while True:
-            if not self.sender.running and self.outbox.state.sender_state == "running":
-                self.outbox.state.sender_state = "stopped"
-            self.outbox.state.delivered = self.sender.delivered
+            self._sync_sender()
             await self.outbox.refresh()
             await asyncio.sleep(OUTBOX_REFRESH)
+
+    def _sync_sender(self) -> None:
+        state, sender = self.outbox.state, self.sender
+        state.sender_state = sender.state
+        state.sender_restarts = sender.restarts
+        state.sender_pid = sender.pid
+        state.sender_error = "" if sender.healthy else sender.last_error
+        state.delivered = sender.delivered_rows
 
     def _artifact_applied(self, snapshot: ArtifactSnapshot) -> None:
         if not self._ready:
@@ -185,17 +184,11 @@ class TargetClient:
         for task in list(self._tasks):
             task.cancel()
         self.outbox.flush()
-        await asyncio.to_thread(self.sender.close, self.settings.outbox_flush_timeout)
-        self.outbox.state.sender_state = "stopped"
+        await self.sender.stop()  # it delivers for outbox_flush_timeout; the rest stays on disk
+        self._sync_sender()
         self.outbox.close()
         await self.api.aclose()
         await self.geo.aclose()
-
-    def _send_outbound(
-        self, request: delivery_pb2.DeliveryRequest, session_id: str, cluster: str | None, timeout: float
-    ) -> None:
-        """The outbox's sender (its worker threads): one POST; raises the upstream errors."""
-        self.api.send(request, session_id=session_id, cluster=cluster, timeout=timeout)
 
     # ------------------------------------------------------------------------------------ operations
 
@@ -268,5 +261,6 @@ class TargetClient:
             last_sequence=self.events.last_sequence,
         )
         self.artifacts.fill_status(status)
+        self._sync_sender()
         self.outbox.fill_status(status.outbox)
         return status

@@ -9,9 +9,12 @@ Delivery API JSON (the wire format of that API), the response parsed back into a
 Host (reference §6): a known edge cluster → ``edge_host_template`` (``mboxedge{cluster}.tt.omtrdc.net``),
 else ``server_domain``, else ``{client}.tt.omtrdc.net``; ``http`` only when ``secure`` is false.
 
-Loop affinity: :meth:`DeliveryApi.execute`, :meth:`DeliveryApi.send_async` and :meth:`DeliveryApi.aclose`
-run on one event loop (the one running when the api is constructed, else that of its first call).
-:meth:`DeliveryApi.send` is a blocking bridge onto that loop for the outbox's worker threads.
+The notification sender (its own process, :mod:`.sender`) posts with :meth:`DeliveryApi.notify`: the same
+URL, query, headers and status rules over :class:`~targetd_server.transport.Http1Client`.
+
+Loop affinity: :meth:`DeliveryApi.execute`, :meth:`DeliveryApi.send_async`, :meth:`DeliveryApi.notify` and
+:meth:`DeliveryApi.aclose` run on one event loop (the one running when the api is constructed, else that
+of its first call).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
@@ -52,8 +54,6 @@ _BODY_SUMMARY: Final = 300
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
 MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 """The largest Delivery API answer read; a bigger one is an :class:`UpstreamError`."""
-BRIDGE_SLACK: Final = 1.0
-"""Seconds :meth:`DeliveryApi.send` waits past its timeout (the request's own timeout fires first)."""
 
 
 def target_host(settings: Settings, cluster: str | None) -> str:
@@ -134,48 +134,6 @@ class DeliveryApi:
         :meth:`execute` does for timeouts, rejections and failures."""
         limit = self.settings.timeout / 1000 if timeout is None else max(0.001, timeout)
         await self._exchange(request, session_id=session_id, cluster=cluster, limit=limit)
-
-    def send(
-        self,
-        request: delivery_pb2.DeliveryRequest,
-        *,
-        session_id: str,
-        cluster: str | None,
-        timeout: float | None = None,
-    ) -> None:
-        """:meth:`send_async` for a worker thread (the outbox's sender): blocks until it is done on the
-        api's event loop (``asyncio.run_coroutine_threadsafe``), at most ``timeout`` plus a little slack.
-
-        Transitional: a bridge for the thread-based outbox, to be replaced by an asyncio sender. Never call
-        it on the api's loop (RuntimeError: it would deadlock). Raises as :meth:`send_async`, and
-        :class:`NotReadyError` when the loop is gone (shutdown)."""
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError(
-                "DeliveryApi.send needs an event loop: construct the api on one, or use it there"
-            )
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            raise RuntimeError("DeliveryApi.send blocks: on the event loop, await send_async instead")
-        limit = self.settings.timeout / 1000 if timeout is None else max(0.001, timeout)
-        coroutine = self.send_async(request, session_id=session_id, cluster=cluster, timeout=limit)
-        try:
-            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-        except RuntimeError:  # the loop is closed
-            coroutine.close()
-            raise NotReadyError("targetd is shutting down; the notification stays in the outbox") from None
-        try:
-            future.result(limit + BRIDGE_SLACK)
-        except FutureTimeoutError:
-            if not future.done():  # (an UpstreamTimeoutError of send_async is a TimeoutError too)
-                future.cancel()
-                raise UpstreamTimeoutError(
-                    f"Request timed out: the Delivery API did not answer within {limit * 1000:.0f} ms"
-                ) from None
-            raise
 
     async def notify(
         self,

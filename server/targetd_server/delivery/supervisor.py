@@ -8,10 +8,10 @@ died: restarted after ``RESTART_BASE_S`` doubling to ``RESTART_MAX_S``; back to 
 ran ``STABLE_S``), ``stopped``. Each death is logged as an error with its exit status and counted
 (``targetd_outbox_sender_restarts_total``).
 
-Stop: :meth:`SenderSupervisor.stop` sends SIGTERM (the sender flushes for ``outbox_flush_timeout``), waits
-that long plus ``STOP_SLACK_S``, then kills it; rows not delivered stay on disk for the next start. The
-sender also stops by itself when its stdin closes, so it never outlives a killed serving process by more
-than its flush.
+Stop: :meth:`SenderSupervisor.stop` closes the sender's stdin (its stop signal, as when the serving
+process dies: so it never outlives a killed server by more than its flush); the sender flushes for
+``outbox_flush_timeout`` and exits. After that long plus ``STOP_SLACK_S`` it is killed; rows not delivered
+stay on disk for the next start.
 
 Loop affinity: create, :meth:`start`, :meth:`stop` on the serving event loop; the properties anywhere.
 """
@@ -158,8 +158,10 @@ class SenderSupervisor:
         self._stopping.set()
         proc = self._proc
         if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
+            # The end of its stdin is the sender's stop signal: seen even while it is still starting (a
+            # SIGTERM then would end it before its handler is installed, without a flush).
+            if proc.stdin is not None:
+                proc.stdin.close()
             try:
                 await asyncio.wait_for(proc.wait(), self._settings.outbox_flush_timeout + STOP_SLACK_S)
             except TimeoutError:
