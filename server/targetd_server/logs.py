@@ -1,10 +1,19 @@
 """Structured logging: one JSON object per line on stderr (or plain text for development), and
-:class:`Throttled`, the rate limit of log lines about invalid input."""
+:class:`Throttled`, the rate limit of log lines about invalid input.
+
+gRPC core (C++) writes its own lines to stderr in absl's plain-text format, outside Python's logging:
+:func:`quiet_grpc_core` (run when ``targetd_server`` is imported, before grpc is) keeps them to errors
+(``GRPC_VERBOSITY=ERROR`` unless set), which are rare and which targetd also reports in its own words
+where it sees them (a port in use). ``GRPC_VERBOSITY=INFO`` or ``DEBUG`` and ``GRPC_TRACE`` bring them
+back for debugging. gRPC's Python layer logs through :mod:`logging` (JSON like every line), and Python
+warnings are captured into the same stream.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +51,13 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # warnings.warn(...) lines in the same stream, not bare on stderr
+
+
+def quiet_grpc_core(environ: dict[str, str] | None = None) -> None:
+    """Keep gRPC core's own log lines to errors (``GRPC_VERBOSITY=ERROR``) unless the environment sets a
+    verbosity. Effective only before grpc is imported; ``targetd_server/__init__.py`` calls it."""
+    (os.environ if environ is None else environ).setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 class Throttled:

@@ -5,6 +5,7 @@ and a port in use is an error, with or without workers."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -141,6 +142,8 @@ def test_a_port_in_use_is_an_error(tmp_path: Path) -> None:
             assert result.returncode == 1, (extra, result.stderr)
             assert f"targetd: cannot listen on 127.0.0.1:{port}: address in use" in result.stderr, extra
             assert "targetd listening" not in result.stdout
+            # no plain-text line of gRPC core's (absl's "E1201 12:00:00.000000 ..." form) in the stream
+            assert not re.search(r"^[IWEF]\d{4} ", result.stderr, re.MULTILINE), result.stderr
 
 
 def test_a_second_server_on_a_used_port_fails(tmp_path: Path) -> None:

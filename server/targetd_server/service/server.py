@@ -157,6 +157,8 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
+    if settings.workers == 1:
+        check_listen(settings.listen)  # in words, and before gRPC core logs its own plain-text error
     try:
         if credentials is None:
             port = server.add_insecure_port(settings.listen)
