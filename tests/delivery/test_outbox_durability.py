@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -53,6 +53,17 @@ def _status(client: Client) -> pb.GetStatusResponse:
     return reply
 
 
+def _status_when(client: Client, check: Callable[[pb.OutboxStatus], bool]) -> pb.GetStatusResponse:
+    """GetStatus once its ``outbox`` passes ``check`` (bounded wait)."""
+
+    def ready() -> pb.GetStatusResponse:
+        status = _status(client)
+        assert check(status.outbox), status.outbox
+        return status
+
+    return eventually(ready, timeout=20)
+
+
 def _note(i: int) -> delivery_pb2.DeliveryRequest:
     request = delivery_pb2.DeliveryRequest(request_id=f"stored-{i}")
     request.id.tnt_id = f"visitor-{i}"
@@ -66,7 +77,7 @@ def test_bad_rows_are_quarantined_and_every_other_row_delivered(
     clean_edge: EdgeProcess, data_dir: Path
 ) -> None:
     unsendable = _note(99)
-    unsendable.context.channel = 99  # an enum value with no Delivery API spelling
+    unsendable.context.channel = 99  # type: ignore[assignment]  # (no Delivery API spelling)
     rows = [_note(i).SerializeToString() for i in range(3)]
     rows[1:1] = [b"\x0a\xff\xff truncated", unsendable.SerializeToString()]
     store = OutboxStore.open(data_dir / "outbox.sqlite3")
@@ -75,7 +86,7 @@ def test_bad_rows_are_quarantined_and_every_other_row_delivered(
     with targetd(clean_edge, data_dir, "on-device") as proc, Client(proc) as client:
         notes = clean_edge.wait_notifications(3)
         assert sorted(n["notification"]["id"] for n in notes) == ["n-0", "n-1", "n-2"]
-        status = eventually(lambda: (s := _status(client)).outbox.quarantined == 2 and s)
+        status = _status_when(client, lambda outbox: outbox.quarantined == 2)
         assert status.outbox.backlog == 0
         _execute(client, 2, "after")  # the service serves and delivers as usual
         clean_edge.wait_notifications(5)
@@ -142,7 +153,7 @@ def test_a_full_data_dir_serves_decisions_counts_drops_and_recovers(
         _execute(client, 2, "before")
         filler = _fill(small_disk)
         _execute(client, 20, "full")  # every decision is served
-        status = eventually(lambda: (s := _status(client)).outbox.dropped["disk_full"] > 0 and s)
+        status = _status_when(client, lambda outbox: outbox.dropped["disk_full"] > 0)
         assert status.outbox.degraded and "disk_full" in status.outbox.reason and status.ready
         with grpc.insecure_channel(proc.address) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -152,5 +163,5 @@ def test_a_full_data_dir_serves_decisions_counts_drops_and_recovers(
         _execute(client, 3, "after")
         eventually(lambda: {"after-0", "after-1", "after-2"} <= _delivered(clean_edge, "after"), timeout=30)
         eventually(lambda: {"before-0", "before-1"} <= _delivered(clean_edge, "before"), timeout=30)
-        status = eventually(lambda: not (s := _status(client)).outbox.degraded and s)
+        status = _status_when(client, lambda outbox: not outbox.degraded)
         assert status.outbox.dropped["disk_full"] >= 1  # the count stays

@@ -109,6 +109,7 @@ class Outbox:
         self._scheduled: asyncio.Handle | None = None
         self._logged: dict[str, float] = {}
         self._closed = False
+        self._reader: OutboxStore | None = None  # refresh()'s own connection, used off the loop
         OUTBOX_BACKLOG.set(self._backlog)
         if self._backlog:
             log.info("outbox: %d rows from a previous run wait in %s", self._backlog, path)
@@ -212,7 +213,9 @@ class Outbox:
         """Read the file's contents (backlog, oldest row, quarantine, sizes) off the loop, update the
         ``targetd_outbox_*`` gauges and return the state. Storage errors are logged, not raised."""
         try:
-            stats = await asyncio.to_thread(_read_stats, self.path)
+            if self._reader is None:
+                self._reader = await asyncio.to_thread(OutboxStore.open, self.path)
+            stats = await asyncio.to_thread(self._reader.stats, count_due=False)
         except sqlite3.Error as exc:
             log.debug("outbox: cannot read the outbox stats: %s", exc)
             return self.state
@@ -271,6 +274,9 @@ class Outbox:
         if self._backlog:
             log.info("outbox: about %d rows kept in %s for the next start", self._backlog, self.path)
         self._store.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -279,14 +285,6 @@ class Outbox:
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:
     if not future.done():
         future.set_result(value)
-
-
-def _read_stats(path: Path) -> StoreStats:
-    store = OutboxStore.open(path)
-    try:
-        return store.stats()
-    finally:
-        store.close()
 
 
 def _oldest_age_ms(stats: StoreStats) -> int:

@@ -22,11 +22,12 @@ sender's job, and a row that does not decode (or cannot become Delivery API JSON
 :meth:`quarantine` with the reason, never back to the head of the queue.
 
 Schema (``PRAGMA user_version`` 2): ``outbox(id, created_ms, due_ms, attempts, session_id, cluster,
-last_error, payload)`` indexed on ``(due_ms, id)``; ``quarantine(id, created_ms, quarantined_ms, attempts,
-session_id, cluster, reason, payload)``. Files of the previous schema (``outbox`` with ``dead``) are
-migrated on open: live rows kept, dead rows quarantined. WAL, ``synchronous=NORMAL`` (a commit survives a
-SIGKILL, an OS crash may lose the last ones), ``auto_vacuum=INCREMENTAL`` and ``journal_size_limit`` so
-that :meth:`checkpoint` keeps both files near the size of what they hold.
+last_error, payload)`` indexed on ``(due_ms, id)`` and ``created_ms``; ``quarantine(id, created_ms,
+quarantined_ms, attempts, session_id, cluster, reason, payload)``. Files of the previous schema
+(``outbox`` with ``dead``) are migrated on open: live rows kept, dead rows quarantined. WAL,
+``synchronous=NORMAL`` (a commit survives a SIGKILL, an OS crash may lose the last ones),
+``auto_vacuum=INCREMENTAL`` and ``journal_size_limit`` so that :meth:`checkpoint` keeps both files near
+the size of what they hold.
 
 A file that is not a readable outbox at start (garbage, a failed integrity check) is moved aside by
 :func:`open_or_replace` — renamed ``<name>.corrupt-<UTC timestamp>`` with its ``-wal``/``-shm`` — and a
@@ -83,6 +84,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_ms, id);
+CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_ms);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
     created_ms INTEGER NOT NULL,
@@ -141,7 +143,8 @@ class QuarantinedRow:
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
-    """What the file holds now: rows waiting (``backlog``, of which ``due`` can be claimed now), the
+    """What the file holds now: rows waiting (``backlog``, of which ``due`` can be claimed now; -1: not
+    counted), the
     oldest waiting row's ``created_ms`` (None: no row), the quarantine, and the bytes of the database and
     WAL files."""
 
@@ -307,12 +310,16 @@ class OutboxStore:
 
     # ------------------------------------------------------------------------------------ upkeep
 
-    def stats(self, now_ms: int | None = None) -> StoreStats:
-        """What the file holds now (a few index-only queries)."""
+    def stats(self, now_ms: int | None = None, *, count_due: bool = True) -> StoreStats:
+        """What the file holds now: index-only queries, ~1 ms per 100,000 rows, plus ~15 ms per 100,000
+        due rows for ``due`` (``count_due=False``: ``due`` is -1)."""
         at = now_ms if now_ms is not None else _now_ms()
         conn = self._conn
-        backlog, oldest = conn.execute("SELECT COUNT(*), MIN(created_ms) FROM outbox").fetchone()
-        due = conn.execute("SELECT COUNT(*) FROM outbox WHERE due_ms <= ?", (at,)).fetchone()[0]
+        backlog = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        oldest = conn.execute("SELECT MIN(created_ms) FROM outbox").fetchone()[0]  # (one index step)
+        due = -1
+        if count_due:
+            due = conn.execute("SELECT COUNT(*) FROM outbox WHERE due_ms <= ?", (at,)).fetchone()[0]
         quarantined = conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
         return StoreStats(
             backlog=int(backlog),
@@ -398,6 +405,8 @@ def _ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
     """Create the current schema in ``schema`` (an attached database too), migrating the previous one."""
     version = int(conn.execute(f"PRAGMA {schema}.user_version").fetchone()[0])
     if version == SCHEMA_VERSION:
+        # (an index added within version 2: the oldest row's age without a table scan)
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {schema}.outbox_created ON outbox (created_ms)")
         return
     tables = {name for (name,) in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type='table'")}
     conn.execute("BEGIN IMMEDIATE")
