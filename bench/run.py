@@ -197,6 +197,9 @@ def request_files(tmp: Path, artifact: dict[str, Any]) -> dict[str, Path]:
         path = tmp / f"{case.replace(' ', '_')}.bin"
         path.write_bytes(message.SerializeToString())
         files[case] = path
+        if case == cases.EXECUTE_1:  # the same request as Delivery API JSON, for the HTTP edge
+            files["http " + case] = tmp / "execute_1.json"
+            files["http " + case].write_text(json.dumps(body))
     return files
 
 
@@ -221,6 +224,7 @@ class Scenario:
         self.concurrency = concurrency
         self.runs: list[dict[str, Any]] = []
         self.failed = ""
+        self.address = ""  # another port of the server (the HTTP edge) instead of server.address
 
     def summary(self) -> dict[str, Any]:
         ok = [r for r in self.runs if r.get("ok")]
@@ -333,11 +337,13 @@ def _run_once(scenario: Scenario, args: argparse.Namespace) -> None:
     result = run_json(
         [
             sys.executable,
-            str(BENCH / "loadgen.py"),
+            *(
+                [str(BENCH / "http_loadgen.py")]  # POST /rest/v1/delivery with the JSON body
+                if scenario.kind == "http"
+                else [str(BENCH / "loadgen.py"), "--kind", scenario.kind]
+            ),
             "--address",
-            scenario.server.address,
-            "--kind",
-            scenario.kind,
+            scenario.address or scenario.server.address,
             *(["--method", scenario.method] if scenario.method else []),
             "--request-file",
             str(scenario.file),
@@ -459,7 +465,7 @@ def build_table(report: dict[str, Any]) -> str:
     grpc_rows = report["grpc"]
     order: tuple[str, ...] = ("floor c1", "floor c8", "canned c1", "canned c8")
     order += (*(f"burn{us} c{c}" for us in BURN_US for c in (1, 8)), "exec c1", "exec c8")
-    order += ("deferred c1", "deferred c8")
+    order += ("http c1", "http c8", "deferred c1", "deferred c8")
     order += ("prefetch c1", "prefetch c8", "attrs c1", "attrs c8")
     for key in sorted(grpc_rows, key=lambda k: order.index(k) if k in order else len(order)):
         s = grpc_rows[key]
@@ -495,7 +501,13 @@ def build_table(report: dict[str, Any]) -> str:
                 stub=fmt(s.get("helper_cpu_us"), ",.0f", missing="") if s["server"] == "targetd" else "",
                 kernel=fmt(max(0.0, s.get("kernel_cores", math.nan)), ".2f"),
                 bg_cores=fmt(max(0.0, s.get("other_cores", math.nan)), ".2f"),  # ±0.05: tick rounding
-                vs_baseline=f"{vs['rps']:.2f}x floor req/s, {vs['p99']:.2f}x floor p99" if vs else "",
+                vs_baseline=f"{vs['rps']:.2f}x floor req/s, {vs['p99']:.2f}x floor p99"
+                if vs
+                else (
+                    f"{s['vs_grpc']['rps']:.2f}x GetOffers req/s, {s['vs_grpc']['p99']:.2f}x its p99"
+                    if "vs_grpc" in s
+                    else ""
+                ),
                 goal=goal,
             )
         )
@@ -663,6 +675,7 @@ def main() -> None:
                 sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
                 "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "targetd-data"),
                 "--metrics-listen", metrics_address,
+                "--http-listen", (http_address := f"127.0.0.1:{free_port()}"),
             ],
             cwd=REPO,
             log=tmp / "targetd.log",
@@ -734,6 +747,9 @@ def main() -> None:
                 )
                 add(f"deferred c{c}", "GetOffers execute 1 mbox, notification delivery deferred", deferred,
                     "get_offers", files[cases.EXECUTE_1], c)  # fmt: skip
+                add(f"http c{c}", "POST /rest/v1/delivery execute 1 mbox on-device", targetd, "http",
+                    files["http " + cases.EXECUTE_1], c)  # fmt: skip
+                scenarios[f"http c{c}"].address = http_address
             for c in (1, 8):
                 add(
                     f"prefetch c{c}",
@@ -781,6 +797,12 @@ def main() -> None:
 
         grpc_report: dict[str, Any] = {key: s.summary() for key, s in scenarios.items()}
         for c in (1, 8):
+            http_s, exec_s = grpc_report[f"http c{c}"], grpc_report[f"exec c{c}"]
+            if http_s["ok"] and exec_s["ok"]:  # the HTTP edge beside the gRPC GetOffers row
+                http_s["vs_grpc"] = {
+                    "rps": http_s["rps"] / exec_s["rps"],
+                    "p99": http_s["p99_ms"] / exec_s["p99_ms"],
+                }
             floor_s = grpc_report[f"floor c{c}"]
             for key in (f"exec c{c}", f"deferred c{c}", f"prefetch c{c}", f"attrs c{c}"):
                 s = grpc_report[key]
