@@ -157,3 +157,55 @@ def test_a_second_server_on_a_used_port_fails(tmp_path: Path) -> None:
             with _own_channel(first.address) as channel:
                 status = pb_grpc.DecisioningServiceStub(channel).GetStatus(pb.GetStatusRequest(), timeout=5)
                 assert status.client == "acmeclient"
+
+
+def _connections_by_pid(port: int, pids: set[str]) -> dict[str, int]:
+    """Established TCP connections to ``port`` held by each of ``pids`` (from /proc: the kernel's view)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                    inodes.add(fields[9])
+    counts: dict[str, int] = {}
+    for pid in pids:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                held += 1
+        counts[pid] = held
+    return counts
+
+
+def test_the_python_client_spreads_its_calls_over_every_worker(workers: tuple[TargetdProcess, str]) -> None:
+    from targetd_client import TargetClient
+
+    server, admin = workers
+    pids = set(eventually(lambda: _ready_workers(admin)))
+    port = int(server.address.rsplit(":", 1)[1])
+    options = {"client": "acmeclient", "organization_id": "1234567890@AdobeOrg"}
+    with TargetClient.create({**options, "targetd_address": server.address, "channels": 16}) as client:
+        for _ in range(32):  # each of the 16 connections used twice
+            assert client.get_status(timeout=5000)["ready"]
+        counts = _connections_by_pid(port, pids)
+        # 16 connections hashed over 2 workers: every worker holds some (all on one: p = 2 * 2^-16)
+        assert sum(counts.values()) == 16 and all(n >= 1 for n in counts.values()), counts
+    with TargetClient.create({**options, "targetd_address": server.address}) as single:
+        assert single.get_status(timeout=5000)["ready"]
+        # one channel, one connection (the closed client's go away)
+        eventually(lambda: sum(_connections_by_pid(port, pids).values()) == 1)
+
+
+def test_channels_is_validated() -> None:
+    from targetd_client import InvalidOptionsError, TargetClient
+
+    for bad in (0, 65, "4", True):
+        with pytest.raises(InvalidOptionsError, match="channels"):
+            TargetClient.create({"client": "c", "organization_id": "o", "channels": bad})

@@ -78,7 +78,8 @@ class TargetClient:
         server's configuration), plus ``targetd_address`` (``host:port``, default ``$TARGETD_ADDRESS`` or
         ``127.0.0.1:50051``), ``tls`` / ``tls_root_certificates`` / ``tls_client_certificate`` /
         ``tls_client_key`` / ``tls_server_name``, ``auth_token``, ``include_artifact_payload``,
-        ``reconnect_initial_delay`` / ``reconnect_max_delay`` (ms).
+        ``reconnect_initial_delay`` / ``reconnect_max_delay`` (ms), ``channels`` (connections the calls
+        are spread over, default 1: see docs/clients.md).
 
         Returns at once (as Node's SDK): ``client_ready`` is emitted on the event thread once targetd can
         serve decisions. Raises :class:`InvalidOptionsError` with the SDK's messages. Any thread.

@@ -86,6 +86,10 @@ class ClientSettings:
     reconnect_initial_delay_s: float = 0.25
     reconnect_max_delay_s: float = 15.0
     channel_options: tuple[tuple[str, Any], ...] = ()
+    channels: int = 1
+
+
+MAX_CHANNELS = 64
 
 
 def takes_no_argument(callback: EventCallback) -> bool:
@@ -183,6 +187,9 @@ def validate_client_options(options: Mapping[str, Any] | None) -> ClientSettings
     initial = _milliseconds(options, "reconnect_initial_delay", 250)
     maximum = _milliseconds(options, "reconnect_max_delay", 15000)
     channel_options = options.get("channel_options") or ()
+    channels = options.get("channels", 1)
+    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
+        raise InvalidOptionsError(f"channels must be an integer from 1 to {MAX_CHANNELS}")
     return ClientSettings(
         client=str(options["client"]),
         organization_id=str(options["organization_id"]),
@@ -205,6 +212,7 @@ def validate_client_options(options: Mapping[str, Any] | None) -> ClientSettings
         reconnect_initial_delay_s=initial or 0.0,
         reconnect_max_delay_s=max(maximum or 0.0, initial or 0.0),
         channel_options=tuple((str(item[0]), item[1]) for item in channel_options),
+        channels=channels,
     )
 
 
