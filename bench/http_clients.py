@@ -92,10 +92,10 @@ async def with_aiohttp(address: str, body: bytes, number: int, in_flight: int) -
 
 async def with_http1(address: str, body: bytes, number: int, in_flight: int) -> dict[str, float]:
     client = Http1Client(limit=in_flight, headers={"Content-Type": "application/json"})
-    url = URL(f"http://{address}{PATH}", encoded=True)
+    origin = Http1Client.origin(URL(f"http://{address}{PATH}", encoded=True))
 
     async def post() -> None:
-        status, _ = await client.post(url, body, timeout=10.0)
+        status, _ = await client.post(origin, PATH, body, timeout=10.0)
         assert status == 200
 
     try:

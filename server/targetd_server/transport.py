@@ -14,6 +14,8 @@ event loop; no thread pools of targetd's own).
 * :func:`read_capped` — a response body read as a stream, refused past a byte cap
   (:class:`BodyTooLargeError`).
 * :data:`CDN_HOSTS` / :func:`cdn_base` — the Target CDN (artifacts and the geo endpoint).
+* Tracing (``settings.tracing``): each session gets ``tracing.http_trace_configs()`` — a client span per
+  request and the W3C ``traceparent`` header, so a Delivery API call continues the gRPC call's trace.
 
 DNS: aiohttp's threaded resolver (``loop.getaddrinfo``, the loop's default executor), answers cached for
 ``ttl_dns_cache`` seconds; IP literals are not resolved.
@@ -40,7 +42,7 @@ import certifi
 import httptools
 from yarl import URL
 
-from targetd_server import __version__
+from targetd_server import __version__, tracing
 from targetd_server.config import Settings
 
 log = logging.getLogger("targetd.transport")
@@ -219,6 +221,7 @@ class HttpClient:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,  # the environment is read once, by environment()
                 raise_for_status=False,
+                trace_configs=tracing.http_trace_configs(),  # spans + traceparent, when tracing is on
             )
             self._loop = loop
         elif self._loop is not asyncio.get_running_loop():
@@ -387,21 +390,27 @@ class Http1Client:
         """Whether ``url`` is reached without a proxy (so this client can carry it)."""
         return (self._env or environment()).route(url).proxy is None
 
+    @staticmethod
+    def origin(url: URL) -> tuple[str, str, int]:
+        """``(scheme, host, port)`` of ``url``, the first argument of :meth:`post`."""
+        return (url.scheme, url.host or "", url.port or (443 if url.scheme == "https" else 80))
+
     async def post(
         self,
-        url: URL,
+        key: tuple[str, str, int],
+        target: str,
         body: bytes,
         *,
         timeout: float,  # noqa: ASYNC109 (one bound for the slot, the connection and the answer)
         headers: str = "",
     ) -> tuple[int, bytes]:
-        """POST ``body`` to ``url`` (path and query as given); ``headers`` are extra header lines
-        (``"Name: value\\r\\n"`` each). Returns (status, body). Raises as the class docstring says."""
+        """POST ``body`` to ``target`` (path and query, already encoded) on the origin ``key``
+        (:meth:`origin`); ``headers`` are extra header lines (``"Name: value\\r\\n"`` each). Returns
+        (status, body). Raises as the class docstring says."""
         if self.closed:
             raise TransportClosedError("the HTTP client is closed")
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limit)
-        key = (url.scheme, url.host or "", url.port or (443 if url.scheme == "https" else 80))
         async with asyncio.timeout(timeout):
             async with self._slots:
                 exchange = await self._connection(key)
@@ -409,11 +418,10 @@ class Http1Client:
                 if head is None:
                     host = key[1] if key[2] in (80, 443) else f"{key[1]}:{key[2]}"
                     head = self._heads[key] = f"Host: {host}\r\n{self._headers}".encode("latin-1")
-                target = url.raw_path_qs.encode("latin-1")
                 data = b"".join(
                     (
                         b"POST ",
-                        target,
+                        target.encode("latin-1"),
                         b" HTTP/1.1\r\n",
                         head,
                         headers.encode("latin-1"),

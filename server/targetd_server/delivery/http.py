@@ -91,6 +91,7 @@ class DeliveryApi:
             headers=self._headers,
         )
         self._fast: Http1Client | None = None  # the sender's (notify), made at its first call
+        self._origins: dict[str | None, tuple[tuple[str, str, int], bool]] = {}
         # The query, encoded once but for the session id: imsOrgId=…&sessionId=…[&version=…]
         self._query_head = urlencode({"imsOrgId": settings.organization_id}) + "&sessionId="
         self._query_tail = "&" + urlencode({"version": settings.version}) if settings.version else ""
@@ -154,14 +155,22 @@ class DeliveryApi:
         fast = self._fast
         if fast is None:
             fast = self._fast = Http1Client(limit=self.settings.outbox_concurrency, headers=self._headers)
+        origin = self._origins.get(cluster)
+        if origin is None:  # (scheme, host, port) and whether it is reached directly, once per cluster
+            parsed = URL(self.url(cluster))
+            origin = self._origins[cluster] = (Http1Client.origin(parsed), fast.direct(parsed))
         url = self.url(cluster)
-        target = URL(f"{url}?{self._query_head}{quote(session_id, safe='')}{self._query_tail}", encoded=True)
-        if not fast.direct(target):
-            status, reason, data = await self._post(url, target, body, timeout)
+        query = f"{self._query_head}{quote(session_id, safe='')}{self._query_tail}"
+        if not origin[1]:
+            status, reason, data = await self._post(url, URL(f"{url}?{query}", encoded=True), body, timeout)
         else:
             try:
                 status, data = await fast.post(
-                    target, body, timeout=timeout, headers=f"X-Request-Id: {new_id()}\r\n"
+                    origin[0],
+                    f"{DELIVERY_PATH}?{query}",
+                    body,
+                    timeout=timeout,
+                    headers=f"X-Request-Id: {new_id()}\r\n",
                 )
             except TransportClosedError:
                 raise NotReadyError(
