@@ -250,3 +250,16 @@ def test_throttled_logs_once_per_kind_per_interval_and_truncates(caplog: pytest.
         "other kind",
         "third (1 more like it in the last 60 s not logged)",
     ]
+
+
+async def test_a_field_path_with_a_hostile_map_key_stays_a_valid_trailer(channel: grpc.aio.Channel) -> None:
+    """Found by the fuzz test: the path names the map key, and the ``targetd-field`` trailer must stay
+    printable ASCII whatever the key."""
+    stub = pb_grpc.DecisioningServiceStub(channel)
+    request = _mboxes(1)
+    request.execute.mboxes[0].parameters["k\x1f\u00e9"] = "v" * 9000
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetOffers(pb.GetOffersRequest(request=request), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    trailers = dict(caught.value.trailing_metadata() or ())
+    assert trailers["targetd-field"] == "request.execute.mboxes[0].parameters[k\\x1f\\xe9]"

@@ -145,8 +145,11 @@ def _over(path: str, what: str, option: str) -> InvalidRequestError:
 
 
 def _short(key: object) -> str:
-    text = str(key)
-    return text if len(text) <= 40 else text[:40] + "…"
+    """A map key as it appears in a field path: printable ASCII only (the path travels in the
+    ``targetd-field`` trailer, where gRPC refuses other bytes), at most 40 characters."""
+    text = ascii(key) if isinstance(key, str) else str(key)
+    text = text[1:-1] if isinstance(key, str) else text
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def check_call(call: Message, limits: RequestLimits) -> None:
