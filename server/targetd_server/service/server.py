@@ -23,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from targetd.v1 import decisioning_service_pb2 as pb
-from targetd_server import __version__, metrics
+from targetd_server import __version__, metrics, tracing
 from targetd_server.calls import TargetClient
 from targetd_server.config import Settings
 from targetd_server.errors import ConfigError
@@ -148,7 +148,8 @@ async def start_server(settings: Settings, client: TargetClient | None = None) -
         except OSError as exc:  # the outbox and the artifact cache live in data_dir
             raise ConfigError(f"data_dir {settings.data_dir}: {exc.strerror or exc}") from None
     # The metrics interceptor first, so that it also counts the calls the token check rejects.
-    interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]
+    # (and tracing's before it, when on: its span covers the whole call)
+    interceptors: list[grpc.aio.ServerInterceptor] = [*tracing.server_interceptors(), MetricsInterceptor()]
     if settings.auth_token:
         interceptors.append(TokenAuthInterceptor(settings.auth_token))
     server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
@@ -217,6 +218,7 @@ async def serve(
     the admin address (``metrics_listen``) cannot be listened on, ``ConfigError`` for other bad settings."""
     if settings.metrics_listen:
         check_listen(settings.metrics_listen)
+    tracing.configure_tracing(settings)
     running = await start_server(settings)
     admin = await _start_admin(settings, running)
     sampler = asyncio.get_running_loop().create_task(_sample_gauges()) if metrics.MULTIPROCESS else None
@@ -244,4 +246,5 @@ async def serve(
         sampler.cancel()
     if admin is not None:
         await admin.stop()
+    await asyncio.to_thread(tracing.shutdown_tracing)  # the spans still queued
     log.info("stopped")
