@@ -52,16 +52,17 @@ async def test_sequence_numbers_are_gap_free_and_state_comes_first() -> None:
     assert bus.last_sequence == 4
 
 
-async def test_late_subscriber_gets_state_then_client_ready_then_the_current_artifact() -> None:
+async def test_late_subscriber_gets_state_then_the_retained_events_in_sequence_order() -> None:
     bus = EventBus(state=lambda: (True, INFO, "loc"))
     bus.publish_artifact_download_succeeded("loc", INFO, b'{"version":"1.0.0"}')
     bus.publish_client_ready()
     bus.publish_artifact_download_failed("loc", FAILED)
     late = bus.subscribe(include_payload=True)
-    state, ready, artifact = await take(late, 3)
+    state, artifact, ready = await take(late, 3)
     assert (state.type, state.sequence, state.ready, state.artifact) == (pb.EVENT_TYPE_STATE, 3, True, INFO)
-    assert (ready.type, ready.sequence) == (pb.EVENT_TYPE_CLIENT_READY, 2)
+    # the SDK's order: the download that made the client ready, then client_ready
     assert (artifact.type, artifact.sequence) == (pb.EVENT_TYPE_ARTIFACT_DOWNLOAD_SUCCEEDED, 1)
+    assert (ready.type, ready.sequence) == (pb.EVENT_TYPE_CLIENT_READY, 2)
     assert artifact.artifact_payload == b'{"version":"1.0.0"}'
     assert queued(late) == 0  # failures are not replayed
     bus.publish_geo_location_updated(delivery_pb2.Geo())

@@ -94,8 +94,8 @@ async def test_200_subscribers_all_receive_an_artifact_change(tmp_path: Path) ->
                 [e.type for e in r]
                 == [
                     pb.EVENT_TYPE_STATE,
-                    pb.EVENT_TYPE_CLIENT_READY,
                     pb.EVENT_TYPE_ARTIFACT_DOWNLOAD_SUCCEEDED,
+                    pb.EVENT_TYPE_CLIENT_READY,
                 ]
                 for r in replays
             )

@@ -10,8 +10,8 @@ Sequence numbers: every published event (``client_ready``, the artifact events, 
 ``shutdown``) takes the next number, starting at 1, without gaps. STATE and HEARTBEAT are not new events:
 they carry the number of the last event issued, so a subscriber can check that it missed nothing (the next
 event will be that number + 1). Replayed events (``client_ready`` and the last
-``artifact_download_succeeded``, sent right after STATE) carry their original numbers, which are never
-above STATE's.
+``artifact_download_succeeded``, sent right after STATE in sequence order) carry their original numbers,
+which are never above STATE's.
 
 Loop affinity: create the bus, publish, subscribe and close on the server's asyncio event loop (from
 another thread use ``loop.call_soon_threadsafe(bus.publish_..., ...)``). Nothing here does I/O.
@@ -288,8 +288,9 @@ class EventBus:
     # ------------------------------------------------------------------------------------ subscribing
 
     def subscribe(self, types: Iterable[int] = (), include_payload: bool = False) -> Subscription:
-        """Open a subscription: STATE, then ``client_ready`` if ready, then the last
-        ``artifact_download_succeeded`` (with its payload if ``include_payload``), then live events.
+        """Open a subscription: STATE, then ``client_ready`` if ready and the last
+        ``artifact_download_succeeded`` (with its payload if ``include_payload``) in sequence order, then
+        live events.
 
         ``types`` filters the events (empty: all); STATE, HEARTBEAT and SHUTDOWN are always sent. Raises
         :class:`InvalidRequestError` for an unknown type and :class:`NotReadyError` once the bus is closed.
@@ -312,8 +313,11 @@ class EventBus:
             state.artifact.CopyFrom(info)
         # The replay is queued beyond the bound: it is the subscriber's first read.
         subscription._queue.put_nowait(pb.SubscribeEventsResponse(event=state))
-        for retained in (self._ready if ready else None, self._artifact):
-            if retained is not None and subscription.wants(retained.event.type):
+        # Replayed in the order they happened (sequence order), as the SDK emitted them: the download
+        # that made the client ready comes before client_ready.
+        replay = [r for r in (self._ready if ready else None, self._artifact) if r is not None]
+        for retained in sorted(replay, key=lambda r: r.event.sequence):
+            if subscription.wants(retained.event.type):
                 subscription._queue.put_nowait(retained.for_subscriber(include_payload))
         self._subscribers.add(subscription)
         self._consumers.add(subscription)
