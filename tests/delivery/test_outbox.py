@@ -13,6 +13,7 @@ import pytest
 from targetd.v1 import decisioning_service_pb2, delivery_pb2
 from targetd_server.delivery import Outbox, OutboxStore
 from targetd_server.delivery.outbox_files import claim_outbox_path
+from tests.support import eventually_async
 
 
 def _notification(i: int) -> delivery_pb2.DeliveryRequest:
@@ -115,6 +116,24 @@ async def test_disk_full_drops_the_group_counted_and_recovers_when_space_returns
     conn.execute("PRAGMA max_page_count=1073741823")  # space returns
     assert await outbox.enqueue(big, session_id="s", cluster=None) is True
     assert outbox.state.storage_error == "" and _on_disk(path) == 1
+    outbox.close()
+
+
+async def test_an_outbox_that_cannot_be_opened_drops_counted_and_opens_once_it_can(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_bytes(b"a file where the data dir should be")  # (as root, permissions would not stop it)
+    outbox = Outbox(blocker / "outbox.sqlite3")  # starts: decisions are served without the outbox
+    assert "cannot open" in outbox.degraded_reason()
+    assert await outbox.enqueue(_notification(0), session_id="s", cluster=None) is False
+    assert outbox.state.dropped["storage_error"] == 1
+    blocker.unlink()
+    blocker.mkdir()
+
+    async def stored() -> bool:
+        return await outbox.enqueue(_notification(1), session_id="s", cluster=None)
+
+    assert await eventually_async(stored)  # tried again every REOPEN_INTERVAL seconds
+    assert outbox.state.storage_error == "" and _on_disk(outbox.path) == 1
     outbox.close()
 
 

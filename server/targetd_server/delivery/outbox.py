@@ -54,6 +54,8 @@ DROP_REASONS: Final = ("outbox_full", "disk_full", "storage_busy", "storage_erro
 COMMIT_TIMEOUT: Final = 2.0
 """Seconds a group may wait for SQLite's write lock (held by the sender) before it is dropped."""
 BUSY_RETRY: Final = 0.001
+REOPEN_INTERVAL: Final = 1.0
+"""Seconds between two tries to open an outbox file that could not be opened (or created)."""
 COUNT_INTERVAL: Final = 1.0
 """Seconds between two counts of the waiting rows (the sender deletes what it delivered)."""
 _LOG_INTERVAL: Final = 60.0
@@ -82,8 +84,10 @@ class Outbox:
     """The outbox file of this process, written with group commit; see the module docstring.
 
     ``path`` is the claimed file (``claim_outbox_path``; ``lock_fd`` its lock, released by :meth:`close`).
-    A file that is not a readable outbox is moved aside and replaced (``store.open_or_replace``). Raises
-    ``sqlite3.Error`` only when no outbox file can be created at all."""
+    A file that is not a readable outbox is moved aside and replaced (``store.open_or_replace``); when no
+    file can be opened or created at all (a full disk at start), the outbox works without one — every
+    group dropped (``storage_error``), degraded — and tries again every REOPEN_INTERVAL seconds. Never
+    raises for storage failures."""
 
     def __init__(
         self,
@@ -95,13 +99,14 @@ class Outbox:
         lock_fd: int | None = None,
     ) -> None:
         self.path = path
-        self._store = open_or_replace(path, busy_timeout_s=0.0)
+        self._store: OutboxStore | None = None
+        self._opened_try = 0.0
         self._max_rows = max(1, max_rows)
         self._window = max(0.0, commit_window)
         self._commit_rows = max(1, commit_rows)
         self._lock_fd = lock_fd
         self.state = OutboxState()
-        self._backlog = self._store.count()
+        self._backlog = 0
         self._counted_at = time.monotonic()
         self._rows: list[_Pending] = []
         self._future: asyncio.Future[bool] | None = None
@@ -110,9 +115,27 @@ class Outbox:
         self._logged: dict[str, float] = {}
         self._closed = False
         self._reader: OutboxStore | None = None  # refresh()'s own connection, used off the loop
-        OUTBOX_BACKLOG.set(self._backlog)
-        if self._backlog:
+        if self._open() and self._backlog:
             log.info("outbox: %d rows from a previous run wait in %s", self._backlog, path)
+
+    def _open(self) -> bool:
+        """Open (or create) the file; on failure (the disk full at start, ...) the outbox runs without it,
+        dropping what it is given (counted) and trying again every REOPEN_INTERVAL seconds."""
+        self._opened_try = time.monotonic()
+        try:
+            self._store = open_or_replace(self.path, busy_timeout_s=0.0)
+            self._backlog = self._store.count()
+        except (sqlite3.Error, OSError) as exc:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self.state.storage_error = f"storage_error: cannot open {self.path}: {exc}"
+            OUTBOX_DEGRADED.set(1)
+            log.error("outbox: cannot open %s (%s); notifications are dropped until it can", self.path, exc)
+            return False
+        self._counted_at = time.monotonic()
+        OUTBOX_BACKLOG.set(self._backlog)
+        return True
 
     # ------------------------------------------------------------------------------------ producer
 
@@ -151,11 +174,19 @@ class Outbox:
         rows, future = self._rows, self._future
         if not rows or future is None:
             return
+        store = self._store
+        if store is None and not self._closed:
+            if time.monotonic() - self._opened_try < REOPEN_INTERVAL or not self._open():
+                self._rows, self._future = [], None
+                self._drop("storage_error", len(rows), f"{self.path} cannot be opened")
+                _resolve(future, False)
+                return
+            store = self._store
         try:
-            if self._closed:
+            if self._closed or store is None:
                 self._insert_late(rows)
             else:
-                self._store.insert(rows)
+                store.insert(rows)
         except sqlite3.Error as exc:
             if "locked" in str(exc) and time.monotonic() - self._opened_at < COMMIT_TIMEOUT:
                 # the sender holds the write lock for a moment: keep the group open, try again shortly
@@ -185,7 +216,8 @@ class Outbox:
 
     def _recount(self) -> None:
         try:
-            self._backlog = self._store.count()
+            if self._store is not None:
+                self._backlog = self._store.count()
         except sqlite3.Error as exc:
             log.debug("outbox: cannot count the rows: %s", exc)
         self._counted_at = time.monotonic()
@@ -273,7 +305,8 @@ class Outbox:
         self._closed = True
         if self._backlog:
             log.info("outbox: about %d rows kept in %s for the next start", self._backlog, self.path)
-        self._store.close()
+        if self._store is not None:
+            self._store.close()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
