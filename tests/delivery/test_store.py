@@ -152,3 +152,18 @@ def test_checkpoints_keep_the_files_near_the_size_of_what_they_hold(tmp_path: Pa
     assert emptied.file_bytes < stats.file_bytes / 4  # free pages given back
     writer.close()
     sender.close()
+
+
+def test_a_file_with_corrupt_pages_fails_its_check_and_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    store = OutboxStore.open(path)
+    store.insert([(T0 + i, "s", None, b"p" * 200) for i in range(2000)])
+    store.checkpoint()
+    store.close()
+    with path.open("r+b") as raw:  # garbage over the pages in the middle of the table
+        raw.seek(4096 * 20)
+        raw.write(b"\xde\xad\xbe\xef" * 4096)
+    fresh = open_or_replace(path)
+    assert fresh.count() == 0  # a fresh outbox: the service starts
+    fresh.close()
+    assert len(list(tmp_path.glob("outbox.sqlite3.corrupt-*"))) == 1
