@@ -317,20 +317,32 @@ async def test_payload_is_applied_at_once_without_a_download_event(tmp_path: Pat
     assert [e.type for e in pending(sub)] == [pb.EVENT_TYPE_STATE]
 
 
-async def test_bad_payload_reports_and_falls_back_to_downloading(tmp_path: Path, cdn: FakeCdn) -> None:
+@pytest.mark.parametrize("payload", ["{not json", UNSUPPORTED.decode()])
+async def test_refused_payload_is_reported_and_nothing_is_fetched(
+    tmp_path: Path, cdn: FakeCdn, payload: str
+) -> None:
+    """Node never fetches when given a payload, even one it refuses (polling off here)."""
     bus = EventBus()
     sub = bus.subscribe()
     provider = ArtifactProvider(
-        settings(tmp_path, artifact_payload="{not json", artifact_location=cdn.url()), bus
+        settings(tmp_path, artifact_payload=payload, artifact_location=cdn.url()), bus
     )
     await provider.start()
-    await eventually_async(lambda: _value(provider.snapshot))
+    assert provider.snapshot is None
+    assert provider._task is None  # no fetch scheduled, not even a retry
     await provider.stop()
-    events = await take(sub, 3)
+    events = await take(sub, 2)
     assert events[1].type == pb.EVENT_TYPE_ARTIFACT_DOWNLOAD_FAILED
     assert events[1].artifact_location == "artifact_payload"
-    assert events[1].error.kind == "invalid_artifact"
-    assert events[2].type == pb.EVENT_TYPE_ARTIFACT_DOWNLOAD_SUCCEEDED
+    assert cdn.count() == 0
+    assert provider.last_error is not None
+    if payload.startswith("{not"):
+        assert events[1].error.kind == "invalid_artifact"
+    else:
+        assert events[1].error.kind == "unsupported_version"
+        assert str(provider.last_error).startswith(
+            "The decisioning artifact version (99.0.0) is not supported."
+        )
 
 
 # ---------------------------------------------------------------------------------------- disk cache

@@ -190,6 +190,33 @@ async def test_not_ready_is_unavailable(tmp_path: Path) -> None:
         await running.stop()
 
 
+async def test_unsupported_payload_version_answers_with_the_sdk_message(tmp_path: Path) -> None:
+    unsupported = (CONFORMANCE / "artifacts" / "TEST_ARTIFACT_UNSUPPORTED.json").read_text(encoding="utf-8")
+    settings = Settings(
+        client="c",
+        organization_id="o",
+        decisioning_method="on-device",
+        artifact_payload=unsupported,
+        listen="127.0.0.1:0",
+        data_dir=str(tmp_path),
+        grace_period=1.0,
+    )
+    running = await start_server(settings)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.DecisioningServiceStub(channel)
+            request = _request({**BASE, "execute": {"mboxes": [{"name": "x", "index": 1}]}})
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.GetOffers(pb.GetOffersRequest(request=request), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert info.value.details() == (
+            "Unable to fulfill request; decisioning engine not ready. The decisioning artifact version "
+            "(99.0.0) is not supported. This library is compatible with this major version: 1"
+        )
+    finally:
+        await running.stop()
+
+
 async def test_call_level_customer_ids_apply_on_device(ab_stub: pb_grpc.DecisioningServiceAsyncStub) -> None:
     """Call-level customer ids reach the completed request on-device as they do server-side (Node)."""
     customer = delivery_pb2.CustomerId(

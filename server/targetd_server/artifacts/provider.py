@@ -2,7 +2,8 @@
 
 Lifecycle: :meth:`ArtifactProvider.start` applies ``artifact_payload``, or the last-known-good disk copy
 (HTTP locations), or reads a local file, at once; then a background task fetches the configured location:
-at once when nothing was applied yet (a disk copy is revalidated at once too), then every
+at once when nothing was applied yet (a disk copy is revalidated at once too; never after a payload, even
+a refused one — Node fetches nothing when given a payload but at its polling interval), then every
 ``polling_interval`` (with up to 10 % jitter, so that replicas spread out). A failed attempt publishes
 ``artifact_download_failed`` and is retried with exponential backoff (full jitter): indefinitely while no
 artifact is applied, else up to :data:`MAX_RETRIES` times for retryable failures (5xx, network, timeout)
@@ -134,7 +135,10 @@ class ArtifactProvider:
             self._failed(error, "artifact_payload")
             payload = None
         if payload is not None:
-            fetch_now = not await self._apply_payload(payload)
+            # Node never fetches when given a payload, whether it was applied or refused (e.g. an
+            # unsupported version): only its polling timer, when polling is on, fetches later.
+            await self._apply_payload(payload)
+            fetch_now = False
         elif is_remote(self.location):
             await self._apply_disk_cache()
         else:  # a local file is read at once: ready (or failed) when start() returns

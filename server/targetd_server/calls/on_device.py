@@ -37,10 +37,8 @@ from targetd_server.ids import new_id
 
 __all__ = ["OnDevice", "OnDeviceOutcome", "decide_on_device"]
 
-NOT_READY = (
-    "Unable to fulfill request; decisioning engine not ready. "
-    "The rules artifact has not been applied yet: see GetStatus.last_error."
-)
+ENGINE_NOT_READY = "Unable to fulfill request; decisioning engine not ready."
+NOT_READY = f"{ENGINE_NOT_READY} The rules artifact has not been applied yet: see GetStatus.last_error."
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +147,10 @@ class OnDevice:
                     await asyncio.wait_for(self._ready.wait(), wait_s)
             snapshot = self._artifacts.snapshot
             if snapshot is None:
+                error = self._artifacts.last_error
+                if error is not None and error.kind == "unsupported_version":
+                    # the SDKs' own words: "The decisioning artifact version (99.0.0) is not supported…"
+                    raise NotReadyError(f"{ENGINE_NOT_READY} {error}")
                 raise NotReadyError(NOT_READY)
         geo = None
         if needs_geo_lookup(snapshot.compiled, request):
