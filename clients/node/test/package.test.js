@@ -17,11 +17,16 @@ const PACKAGE = path.resolve(__dirname, '..');
 const TSC = path.join(PACKAGE, 'node_modules', '.bin', 'tsc');
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
+let work; // the temporary directory of the tarball and of `app`, removed at the end
 let app; // the empty directory the packed client is installed into
 let tarball;
 
+test.after(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
 test.before(async () => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'targetd-node-pack-'));
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'targetd-node-pack-'));
   const { stdout } = await run(NPM, ['pack', '--json', '--pack-destination', work], { cwd: PACKAGE });
   const [packed] = JSON.parse(stdout);
   tarball = { path: path.join(work, packed.filename), files: packed.files.map((f) => f.path) };
