@@ -61,98 +61,167 @@ class RequestLimits:
         )
 
 
+# What to check of a field, decided once per field descriptor (``_plan``).
+_OTHER, _STR, _ENUM_KIND, _MSG = 0, 1, 2, 3
+_LIST, _MAP = 1, 2
+_COUNT_ITEMS, _COUNT_MBOXES, _COUNT_VIEWS = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    shape: int  # single, _LIST or _MAP
+    kind: int  # of the value (a map's value): _OTHER, _STR, _ENUM_KIND or _MSG
+    count: int  # which limit bounds a list: items, mboxes or views
+    enum: frozenset[int]  # the valid numbers of an enum field
+    enum_text: str  # "ChannelType (one of ...)" for the message
+
+
+_PLANS: dict[FieldDescriptor, _Plan] = {}  # bounded by the fields of the protos
+
+
+def _plan(field: FieldDescriptor) -> _Plan:
+    plan = _PLANS.get(field)
+    if plan is not None:
+        return plan
+    shape = 0
+    value = field
+    entry = field.message_type
+    if field.is_repeated:
+        shape = _LIST
+        if entry is not None and entry.GetOptions().map_entry:
+            shape = _MAP
+            value = entry.fields_by_name["value"]
+    kind = {_STRING: _STR, _ENUM: _ENUM_KIND, _MESSAGE: _MSG}.get(value.type, _OTHER)
+    count = _COUNT_ITEMS
+    if field.full_name in _MBOX_LISTS or field.full_name == _MBOX_NAMES:
+        count = _COUNT_MBOXES
+    elif field.full_name in _VIEW_LISTS:
+        count = _COUNT_VIEWS
+    numbers: frozenset[int] = frozenset()
+    text = ""
+    if kind == _ENUM_KIND:
+        enum = value.enum_type
+        assert enum is not None  # an enum field's type
+        numbers = frozenset(enum.values_by_number)
+        text = f"{enum.name} (one of {', '.join(v.name for v in enum.values)})"
+    plan = _PLANS[field] = _Plan(shape, kind, count, numbers, text)
+    return plan
+
+
+class _Violation(Exception):
+    """A limit broken; ``path`` collects the field names and positions on the way out (innermost
+    first), so the walk pays nothing for paths unless something is wrong (zero-cost ``try`` in 3.11)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str | int] = []
+
+    def error(self) -> InvalidRequestError:
+        text = ""
+        for part in reversed(self.path):
+            if isinstance(part, int):
+                text += f"[{part}]"
+            elif part.startswith("["):
+                text += part
+            else:
+                text += f".{part}" if text else part
+        return InvalidRequestError(self.message, field=text)
+
+
+def _over(what: str, option: str) -> _Violation:
+    return _Violation(f"{what} (limit {option})")
+
+
 class _Walk:
-    __slots__ = ("limits", "mboxes", "views")
+    """One walk of a call's set fields."""
+
+    __slots__ = ("max_items", "max_mboxes", "max_string", "max_views", "mboxes", "views")
 
     def __init__(self, limits: RequestLimits) -> None:
-        self.limits = limits
+        self.max_items = limits.max_items
+        self.max_mboxes = limits.max_mboxes
+        self.max_views = limits.max_views
+        self.max_string = limits.max_string_length
         self.mboxes = 0
         self.views = 0
 
-    def message(self, message: Message, path: str) -> None:
+    def message(self, message: Message) -> None:
         for field, value in message.ListFields():
-            name = f"{path}.{field.name}" if path else field.name
-            if field.is_repeated:
-                if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                    self.map(field, value, name)
+            plan = _PLANS.get(field) or _plan(field)
+            kind = plan.kind
+            try:
+                if plan.shape == 0:
+                    if kind != _OTHER:
+                        self.value(plan, value)
+                elif plan.shape == _LIST:
+                    self.count(plan, len(value))
+                    if kind != _OTHER:
+                        self.items(plan, value)
                 else:
-                    self.repeated(field, value, name)
-            else:
-                self.single(field, value, name)
+                    self.map(plan, value)
+            except _Violation as violation:
+                violation.path.append(field.name)
+                raise
 
-    def repeated(self, field: FieldDescriptor, values: Any, path: str) -> None:
-        count = len(values)
-        full_name = field.full_name
-        if full_name in _MBOX_LISTS or full_name == _MBOX_NAMES:
+    def items(self, plan: _Plan, values: Any) -> None:
+        position = 0
+        try:
+            for position, item in enumerate(values):  # noqa: B007 - read in the except clause
+                self.value(plan, item)
+        except _Violation as violation:
+            violation.path.append(position)
+            raise
+
+    def map(self, plan: _Plan, entries: Any) -> None:
+        if len(entries) > self.max_items:
+            raise _over(f"{len(entries)} entries, over the limit of {self.max_items}", "max_items_per_field")
+        for key, item in entries.items():
+            if type(key) is str and len(key) > self.max_string:
+                raise _over(f"a key is over {self.max_string} characters", "max_string_length")
+            if plan.kind != _OTHER:
+                try:
+                    self.value(plan, item)
+                except _Violation as violation:
+                    violation.path.append(_short(key))
+                    raise
+
+    def value(self, plan: _Plan, value: Any) -> None:
+        kind = plan.kind
+        if kind == _STR:
+            if len(value) > self.max_string:
+                raise _over(
+                    f"{len(value)} characters, over the limit of {self.max_string}", "max_string_length"
+                )
+        elif kind == _MSG:
+            self.message(value)
+        elif kind == _ENUM_KIND and value not in plan.enum:
+            raise _Violation(f"{value} is not a valid {plan.enum_text}")
+
+    def count(self, plan: _Plan, count: int) -> None:
+        if plan.count == _COUNT_MBOXES:
             self.mboxes += count
-            if self.mboxes > self.limits.max_mboxes:
-                raise _over(
-                    path,
-                    f"more than {self.limits.max_mboxes} mboxes in one request",
-                    "max_mboxes_per_request",
-                )
-        elif full_name in _VIEW_LISTS:
+            if self.mboxes > self.max_mboxes:
+                raise _over(f"more than {self.max_mboxes} mboxes in one request", "max_mboxes_per_request")
+        elif plan.count == _COUNT_VIEWS:
             self.views += count
-            if self.views > self.limits.max_views:
-                raise _over(
-                    path, f"more than {self.limits.max_views} views in one request", "max_views_per_request"
-                )
-        elif count > self.limits.max_items:
-            raise _over(
-                path, f"{count} entries, over the limit of {self.limits.max_items}", "max_items_per_field"
-            )
-        for position, value in enumerate(values):
-            self.single(field, value, f"{path}[{position}]")
-
-    def map(self, field: FieldDescriptor, entries: Any, path: str) -> None:
-        if len(entries) > self.limits.max_items:
-            raise _over(
-                path,
-                f"{len(entries)} entries, over the limit of {self.limits.max_items}",
-                "max_items_per_field",
-            )
-        entry = field.message_type
-        assert entry is not None  # a map field's entry message
-        value_field = entry.fields_by_name["value"]
-        for key, value in entries.items():
-            if isinstance(key, str) and len(key) > self.limits.max_string_length:
-                raise _over(
-                    path, f"a key is over {self.limits.max_string_length} characters", "max_string_length"
-                )
-            self.single(value_field, value, f"{path}[{_short(key)}]")
-
-    def single(self, field: FieldDescriptor, value: Any, path: str) -> None:
-        kind = field.type
-        if kind == _MESSAGE:
-            self.message(value, path)
-        elif kind == _STRING:
-            if len(value) > self.limits.max_string_length:
-                raise _over(
-                    path,
-                    f"{len(value)} characters, over the limit of {self.limits.max_string_length}",
-                    "max_string_length",
-                )
-        elif kind == _ENUM:
-            enum = field.enum_type
-            assert enum is not None  # an enum field's type
-            if enum.values_by_number.get(value) is None:
-                names = ", ".join(v.name for v in enum.values)
-                raise InvalidRequestError(f"{value} is not a valid {enum.name} (one of {names})", field=path)
-
-
-def _over(path: str, what: str, option: str) -> InvalidRequestError:
-    return InvalidRequestError(f"{what} (limit {option})", field=path)
+            if self.views > self.max_views:
+                raise _over(f"more than {self.max_views} views in one request", "max_views_per_request")
+        elif count > self.max_items:
+            raise _over(f"{count} entries, over the limit of {self.max_items}", "max_items_per_field")
 
 
 def _short(key: object) -> str:
     """A map key as it appears in a field path: printable ASCII only (the path travels in the
     ``targetd-field`` trailer, where gRPC refuses other bytes), at most 40 characters."""
-    text = ascii(key) if isinstance(key, str) else str(key)
-    text = text[1:-1] if isinstance(key, str) else text
-    return text if len(text) <= 40 else text[:40] + "..."
+    text = ascii(key)[1:-1] if isinstance(key, str) else str(key)
+    return "[" + (text if len(text) <= 40 else text[:40] + "...") + "]"
 
 
 def check_call(call: Message, limits: RequestLimits) -> None:
     """Check every set field of ``call`` against ``limits`` and the enums' ranges; raises
     :class:`InvalidRequestError` naming the field (e.g. ``request.execute.mboxes``) and the limit."""
-    _Walk(limits).message(call, "")
+    try:
+        _Walk(limits).message(call)
+    except _Violation as violation:
+        raise violation.error() from None
