@@ -6,7 +6,8 @@ gRPC calls a handler's ``request_deserializer`` before any servicer code runs; t
 traceback per call. Here the deserializer returns an :class:`Undecodable` marker instead, and the handler
 answers INVALID_ARGUMENT with a short message (no traceback; the log line is rate-limited) before the
 servicer is called. Decodable requests cost one ``try`` and one ``type(...) is`` check more than the
-generated handlers (measured in ``bench/README.md``: within noise of the generated handlers).
+generated handlers: GetOffers on-device over loopback, 6,000 calls each, median 1.87 ms with these handlers
+against 2.00 ms with the generated ones on a loaded 2-core machine — within noise.
 
 Loop affinity: handlers run on the server's event loop (grpc.aio); deserializers on gRPC's threads or the
 loop, and are pure.
