@@ -51,3 +51,18 @@ def test_a_failed_hint_request_is_not_fatal(clean_edge: EdgeProcess, tmp_path: P
         envelope = client.offers(EXECUTE)
         assert not envelope.response.id.tnt_id.endswith("_0")  # no cluster learnt
         assert not envelope.HasField("target_location_hint_cookie")
+
+
+@pytest.mark.parametrize("source", ["payload", "file"])
+def test_no_hint_request_when_the_rules_are_a_payload_or_a_file(
+    clean_edge: EdgeProcess, tmp_path: Path, source: str
+) -> None:
+    """Offline rules (no Target CDN, maybe no account): targetd does not call Target at start."""
+    rules = clean_edge.root / "acmeclient" / "production" / "v1" / "rules.json"
+    extra = (
+        ["--artifact-payload", f"@{rules}"] if source == "payload" else ["--artifact-location", str(rules)]
+    )
+    with targetd(clean_edge, tmp_path / "targetd", "on-device", *extra) as proc, Client(proc) as client:
+        client.offers(EXECUTE)  # its display notification reaches the edge through the outbox
+        eventually(lambda: any(r["body"] and r["body"].get("notifications") for r in clean_edge.requests()))
+        assert not [r for r in clean_edge.requests() if r["query"].get("sessionId") == "ping123"]

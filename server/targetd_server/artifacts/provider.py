@@ -102,6 +102,8 @@ class ArtifactProvider:
     ) -> None:
         self.settings = settings
         self.location = artifact_location(settings)
+        self.offline = settings.artifact_payload is not None or not is_remote(self.location)
+        """True when the rules come from ``artifact_payload`` or a local file: no Target CDN involved."""
         self.polling_interval_ms = effective_polling_interval(settings)
         self.cache = DiskCache(settings.data_path / "artifacts")
         self.snapshot: ArtifactSnapshot | None = None

@@ -127,7 +127,11 @@ class TargetClient:
         self.events.start()
         self.sender.start()
         self._spawn(self._watch_outbox())
-        if self.method != delivery_pb2.DECISIONING_METHOD_SERVER_SIDE and not self.location.value:
+        # Node pings Target for the edge cluster when none is configured; targetd does not when the rules
+        # are a payload or a local file (offline use, maybe no Target account): the cluster is then learnt
+        # from the first Delivery API answer instead.
+        on_device = self.method != delivery_pb2.DECISIONING_METHOD_SERVER_SIDE
+        if on_device and not self.location.value and not self.artifacts.offline:
             self._spawn(self.server_side.ping_location_hint())
         if self.method == delivery_pb2.DECISIONING_METHOD_SERVER_SIDE:
             self._set_ready(True)
