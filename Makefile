@@ -97,6 +97,7 @@ run: $(STAMP)
 ## Benchmarks, not part of `make test`: targetd against the gRPC floor and Adobe's SDK (bench/README.md).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,8 @@ soon as the previous one returns. Runs as its own process (``bench/run.py`` star
 --concurrency 8 --warmup 1 --duration 3`` prints one JSON object: requests completed in the timed window,
 requests/s, latency percentiles (ms), errors by status code and the client process's CPU seconds.
 
-``--kind echo`` calls the floor server's ``/bench.Echo/Echo`` with the file's bytes; ``get_offers`` and
+``--visitors N`` (get_offers) cycles the calls over ``N`` visitors, each with its own tntId (so that the
+notifications of many calls cannot be merged into one request). ``--kind echo`` calls the floor server's ``/bench.Echo/Echo`` with the file's bytes; ``get_offers`` and
 ``get_attributes`` call targetd with the serialized request in the file and parse every response, as a real
 client does. Bounded: ``--warmup + --duration`` seconds of calls and at most ``--max-requests`` calls.
 """
@@ -83,7 +84,7 @@ def _cpu_snapshot(server_pid: int | None, helper_pids: list[int]) -> dict[str, f
 
 
 def _caller(
-    channel: grpc.aio.Channel, kind: str, payload: bytes, method: str
+    channel: grpc.aio.Channel, kind: str, payload: bytes, method: str, visitors: int = 0
 ) -> Callable[[], Awaitable[Any]]:
     if kind == "echo":
         echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
@@ -95,6 +96,19 @@ def _caller(
     stub = pb_grpc.DecisioningServiceStub(channel)
     if kind == "get_offers":
         offers_request = pb.GetOffersRequest.FromString(payload)
+        if visitors > 0:  # one request per visitor (its own tntId), cycled through
+            variants = []
+            for i in range(visitors):
+                variant = pb.GetOffersRequest()
+                variant.CopyFrom(offers_request)
+                variant.request.id.tnt_id = f"{i:032x}"
+                variants.append(variant)
+            turn = iter(range(1 << 62))
+
+            def call_visitor() -> Awaitable[Any]:
+                return stub.GetOffers(variants[next(turn) % visitors], timeout=10.0)
+
+            return call_visitor
 
         def call_offers() -> Awaitable[Any]:
             return stub.GetOffers(offers_request, timeout=10.0)
@@ -128,7 +142,7 @@ def _describe(reply: Any) -> dict[str, Any]:
 async def run(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(args.address) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=10.0)
-        call = _caller(channel, args.kind, payload, args.method)
+        call = _caller(channel, args.kind, payload, args.method, args.visitors)
         try:
             first = _describe(await call())
         except grpc.aio.AioRpcError as error:
@@ -215,6 +229,9 @@ def main() -> None:
         "--request-file", required=True, help="request bytes (serialized protobuf or payload)"
     )
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument(
+        "--visitors", type=int, default=0, help="get_offers: cycle over this many tntIds (0: the file's)"
+    )
     parser.add_argument("--server-pid", type=int, default=0, help="server process, for its CPU time")
     parser.add_argument(
         "--helper-pid", type=int, action="append", default=[], help="bench helper process (not background)"

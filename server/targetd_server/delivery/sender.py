@@ -66,7 +66,7 @@ MAX_MERGED: Final = 50
 """Rows merged into one Delivery request at most (one visitor and context)."""
 SETTLE_S: Final = 0.005
 """The sender writes its acks and claims the next rows at most this often (batched store writes)."""
-IDLE_POLL_S: Final = 0.02
+IDLE_POLL_S: Final = 0.05
 """How often an idle sender looks for new rows (the serving process commits them)."""
 REPORT_S: Final = 1.0
 CHECKPOINT_S: Final = 1.0

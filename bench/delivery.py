@@ -1,0 +1,189 @@
+"""Notification delivery at Target's latency (issue 11): GetOffers execute with every notification really
+delivered to a Delivery API stand-in 50 ms away, beside the gRPC echo floor in the same run, and the
+sustained rate one sender process holds.
+
+``python bench/delivery.py [--delay-ms 50] [--visitors 10000] [--repeats 3] [--duration 10]
+[--sustained-rate 5000 ...] [--sustained-duration 60]`` starts ``stub_delivery.py --delay-ms``, the floor
+server and targetd (on-device, the bench artifact, notifications to the stub), then for c=1 and c=8,
+``--repeats`` times each, a floor run and a targetd run of ``loadgen.py --visitors`` (the calls cycle over
+``--visitors`` tntIds, so merging across calls does not carry delivery). Per targetd run:
+
+* req/s, p50, p99 and serving-process CPU µs per call (``loadgen.py``), against the floor's;
+* ``sender µs/notification`` — CPU of the sender process (the child targetd supervises: GetStatus
+  ``outbox.sender_pid``) over the run and its drain, per notification the stub counted;
+* ``delivered`` — whether every row stored during the run (GetStatus ``outbox.stored``) was counted at the
+  stub within 10 s of the run's end, and how long that took.
+
+Then ``sustained.py``'s measurement for each ``--sustained-rate``. Prints the table (medians of the
+repeats) and writes ``bench/results/delivery.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cases
+import grpc
+import sustained
+from procs import ServerProcess, cpu_seconds
+from run import BENCH, REPO, RESULTS, canned_reply, free_port, log, request_files, run_json, wait_serving
+
+from targetd.v1 import decisioning_service_pb2 as pb
+from targetd.v1 import decisioning_service_pb2_grpc as pb_grpc
+
+DRAIN_S = 10.0
+
+
+def outbox(address: str) -> pb.OutboxStatus:
+    with grpc.insecure_channel(address) as channel:
+        reply = pb_grpc.DecisioningServiceStub(channel).GetStatus(pb.GetStatusRequest(), timeout=5)
+        return reply.outbox
+
+
+def load(server: ServerProcess, kind: str, file: Path, c: int, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, str(BENCH / "loadgen.py"), "--address", server.address, "--kind", kind]
+    cmd += ["--request-file", str(file), "--concurrency", str(c), "--server-pid", str(server.pid)]
+    cmd += ["--visitors", str(args.visitors)] if kind == "get_offers" else []
+    cmd += ["--warmup", str(args.warmup), "--duration", str(args.duration)]
+    return run_json(cmd, timeout=args.warmup + args.duration + 60)
+
+
+def targetd_run(
+    targetd: ServerProcess, stub: str, file: Path, c: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    before = outbox(targetd.address)
+    sender_pid = before.sender_pid
+    sender_cpu = cpu_seconds(sender_pid) if sender_pid else 0.0
+    counted = sustained.stub_counts(stub)["notifications"]
+    result = load(targetd, "get_offers", file, c, args)
+    stored = outbox(targetd.address).stored - before.stored
+    ended = time.monotonic()
+    delivered_s = None
+    while time.monotonic() - ended < DRAIN_S:
+        if sustained.stub_counts(stub)["notifications"] - counted >= stored:
+            delivered_s = round(time.monotonic() - ended, 2)
+            break
+        time.sleep(0.05)
+    notes = sustained.stub_counts(stub)["notifications"] - counted
+    after = outbox(targetd.address)
+    if after.sender_pid == sender_pid and sender_pid:
+        result["sender_us_per_notification"] = (cpu_seconds(sender_pid) - sender_cpu) / max(1, notes) * 1e6
+    result.update(stored=stored, counted=notes, delivered_within_s=delivered_s, backlog_after=after.backlog)
+    return result
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float:
+    values = [r[key] for r in runs if r.get("ok", True) and isinstance(r.get(key), (int, float))]
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay-ms", type=float, default=50.0, help="the Delivery API stand-in's delay")
+    parser.add_argument("--visitors", type=int, default=10000, help="tntIds the calls cycle over")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--sustained-rate", type=int, nargs="*", default=[5000])
+    parser.add_argument("--sustained-duration", type=float, default=60.0)
+    args = parser.parse_args()
+    artifact = cases.load_artifact()
+    report: dict[str, Any] = {"args": vars(args), "rows": {}}
+    with tempfile.TemporaryDirectory(prefix="targetd-delivery-") as tmp_name:
+        tmp = Path(tmp_name)
+        stub = ServerProcess(
+            "stub",
+            [sys.executable, str(BENCH / "stub_delivery.py"), "--delay-ms", str(args.delay_ms)],
+            cwd=REPO,
+            log=tmp / "stub.log",
+        ).start()
+        common = [
+            "--client", cases.CLIENT, "--organization-id", cases.ORGANIZATION_ID,
+            "--decisioning-method", "on-device", "--telemetry-enabled", "false", "--polling-interval", "0",
+            "--server-domain", stub.address, "--secure", "false", "--cdn-base-path", f"http://{stub.address}",
+            "--log-level", "warning",
+        ]  # fmt: skip
+        targetd = ServerProcess(
+            "targetd",
+            [sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
+             "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "targetd-data"),
+             "--metrics-listen", f"127.0.0.1:{free_port()}"],
+            cwd=REPO,
+            log=tmp / "targetd.log",
+        )  # fmt: skip
+        canned = tmp / "canned-offers.bin"
+        floor = ServerProcess(
+            "floor",
+            [sys.executable, str(BENCH / "floor_server.py"), "--listen", "127.0.0.1:0", *common,
+             "--data-dir", str(tmp / "floor-data"), "--canned-offers", str(canned)],
+            cwd=REPO,
+            log=tmp / "floor.log",
+        )  # fmt: skip
+        files = request_files(tmp, artifact)
+        try:
+            targetd.start()
+            wait_serving(targetd.address, timeout=30.0)
+            canned.write_bytes(canned_reply(targetd.address, files[cases.EXECUTE_1]))
+            floor.start()
+            for c in (1, 8):
+                floors, runs = [], []
+                for attempt in range(args.repeats):
+                    floors.append(load(floor, "echo", files["echo"], c, args))
+                    runs.append(targetd_run(targetd, stub.address, files[cases.EXECUTE_1], c, args))
+                    log(f"delivery c={c} #{attempt + 1}: floor {floors[-1].get('rps', 0):.0f} req/s, "
+                        f"targetd {json.dumps({k: runs[-1].get(k) for k in ('rps', 'p99_ms', 'server_cpu_us', 'sender_us_per_notification', 'delivered_within_s')})}")  # fmt: skip
+                row: dict[str, Any] = {
+                    key: median(runs, key)
+                    for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us", "sender_us_per_notification")
+                }
+                base = {key: median(floors, key) for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us")}
+                row.update(
+                    floor=base,
+                    rps_vs_floor=row["rps"] / base["rps"],
+                    p99_vs_floor=row["p99_ms"] / base["p99_ms"],
+                    cpu_vs_floor=row["server_cpu_us"] / base["server_cpu_us"],
+                    all_delivered_within_10s=all(r.get("delivered_within_s") is not None for r in runs),
+                    runs=runs,
+                )
+                report["rows"][f"c{c}"] = row
+        finally:
+            for server in (targetd, floor):
+                server.stop()
+        templates = sustained.payloads(args.visitors)
+        report["sustained"] = []
+        for rate in args.sustained_rate:
+            result = sustained.run_rate(stub, templates, rate, args.sustained_duration, tmp)
+            log(f"sustained {rate}/s: {json.dumps(result)}")
+            report["sustained"].append(result)
+        stub.stop()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "delivery.json").write_text(json.dumps(report, indent=1))
+    print(
+        "| row | req/s | p50 ms | p99 ms | server µs/call | sender µs/notif. | vs floor | all delivered ≤10 s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for key, row in report["rows"].items():
+        base = row["floor"]
+        print(
+            f"| floor {key} | {base['rps']:,.0f} | {base['p50_ms']:.2f} | {base['p99_ms']:.2f} | "
+            f"{base['server_cpu_us']:,.0f} | | | |"
+        )
+        print(
+            f"| GetOffers+delivery {key} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+            f"{row['server_cpu_us']:,.0f} | {row['sender_us_per_notification']:,.0f} | "
+            f"{row['rps_vs_floor']:.2f}x req/s, {row['p99_vs_floor']:.2f}x p99, {row['cpu_vs_floor']:.2f}x CPU | "
+            f"{row['all_delivered_within_10s']} |"
+        )
+    for result in report["sustained"]:
+        print(f"sustained {result['rate']}/s for {args.sustained_duration:.0f} s: {json.dumps(result)}")
+
+
+if __name__ == "__main__":
+    main()
