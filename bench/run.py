@@ -289,7 +289,8 @@ def drain_outbox(server: ServerProcess, limit: float) -> tuple[float, float]:
 
 
 def handler_seconds(metrics_address: str) -> dict[str, tuple[float, float]]:
-    """(sum, count) of targetd's own handler-duration histogram per RPC method (empty if unreachable)."""
+    """(sum, count) of targetd's handling-time histogram (grpc_server_handling_seconds) per method of
+    targetd.v1.DecisioningService (empty if unreachable)."""
     try:
         with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
             text = reply.read().decode()
@@ -298,8 +299,8 @@ def handler_seconds(metrics_address: str) -> dict[str, tuple[float, float]]:
     found: dict[str, list[float]] = {}
     for line in text.splitlines():
         for suffix, index in (("_sum{", 0), ("_count{", 1)):
-            if line.startswith("targetd_rpc_duration_seconds" + suffix):
-                method = line.split('method="', 1)[1].split('"', 1)[0]
+            if line.startswith("grpc_server_handling_seconds" + suffix) and "DecisioningService" in line:
+                method = line.split('grpc_method="', 1)[1].split('"', 1)[0]
                 found.setdefault(method, [0.0, 0.0])[index] = float(line.rsplit(" ", 1)[1])
     return {method: (v[0], v[1]) for method, v in found.items()}
 
