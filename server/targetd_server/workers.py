@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
@@ -42,6 +43,7 @@ from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.metrics_core import Metric
 
 from targetd_server.config import Settings
+from targetd_server.errors import ConfigError
 from targetd_server.logs import configure_logging
 from targetd_server.service import check_listen, serve, split_address, start_admin
 
@@ -70,7 +72,11 @@ def _worker_main(settings: Settings, index: int, conn: Connection) -> None:
         loop = asyncio.get_running_loop()
         loop.add_reader(conn.fileno(), lambda: os.kill(os.getpid(), signal.SIGTERM))
 
-    asyncio.run(serve(settings, announce=False, on_listening=listening))
+    try:
+        asyncio.run(serve(settings, announce=False, on_listening=listening))
+    except ConfigError as error:  # found while starting (a TLS file, data_dir): said once, no traceback
+        print(f"targetd: worker {index}: configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 class _WorkerField(logging.Filter):
@@ -108,6 +114,7 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
         self._stopping = False
+        self._started = False  # every worker has bound its port once
         self._backoff = 0.0
         self._restarts: set[asyncio.Task[None]] = set()
         self._collector: _WorkersCollector | None = None  # made with the directory, by run()
@@ -154,8 +161,8 @@ class Supervisor:
         if worker.process.pid is not None:
             multiprocess.mark_process_dead(worker.process.pid, str(self.metrics_dir))  # type: ignore[no-untyped-call]
         worker.conn.close()
-        if self._stopping or self._workers.get(worker.index) is not worker:
-            return
+        if self._stopping or not self._started or self._workers.get(worker.index) is not worker:
+            return  # (a worker that dies during the start makes the start fail: no restart)
         lived = time.monotonic() - worker.started
         stable = lived >= STABLE_SECONDS or not self._backoff
         self._backoff = 0.1 if stable else min(MAX_BACKOFF, 2 * self._backoff)
@@ -197,8 +204,9 @@ class Supervisor:
         """Start the workers, serve the admin port, supervise until SIGTERM/SIGINT, stop. Raises
         :class:`ListenError` when the port (or the admin port) is in use."""
         check_listen(self.settings.listen)
-        if self.settings.metrics_listen:
-            check_listen(self.settings.metrics_listen)
+        for extra in (self.settings.metrics_listen, self.settings.http_listen):
+            if extra:  # the admin port (ours) and the HTTP edge's (the workers share it)
+                check_listen(extra)
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         self.metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
@@ -214,6 +222,7 @@ class Supervisor:
             shared = f"{self._host_text()}:{self.port}"
             others = [self._start(index, shared) for index in range(1, self.settings.workers)]
             await asyncio.wait_for(asyncio.gather(*(w.port for w in others)), START_TIMEOUT)
+            self._started = True
             if self.settings.metrics_listen:
                 registry = CollectorRegistry()
                 registry.register(collector)
