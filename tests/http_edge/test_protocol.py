@@ -221,7 +221,7 @@ async def test_tls(tmp_path: Path) -> None:
     ):
         status, answer = await post_json(client, delivery_url(running, "https"), EXECUTE, ssl=trusted)
         assert status == 200 and answer["status"] == 200
-        with pytest.raises(aiohttp.ClientConnectorError):  # plain http to the TLS port
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):  # a client that does not trust the CA
             await post_json(client, delivery_url(running, "https"), EXECUTE)
 
 
