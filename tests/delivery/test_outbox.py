@@ -103,6 +103,7 @@ async def test_disk_full_drops_the_group_counted_and_recovers_when_space_returns
     a real tmpfs)."""
     path = tmp_path / "outbox.sqlite3"
     outbox = Outbox(path)
+    assert outbox._store is not None
     conn = outbox._store._conn
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count={pages}")

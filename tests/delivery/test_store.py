@@ -47,11 +47,11 @@ def test_quarantine_is_listed_never_claimed_and_requeued(tmp_path: Path) -> None
     store.retry([rows[0].id, rows[2].id], T0, "timeout")
     assert [r.request for r in store.claim(10, T0 + 1)] == [b"payload-0", b"payload-2"]
     listed = store.list_quarantine()
-    assert [(q.id, q.reason, q.quarantined_ms, q.size) for q in listed] == [
-        (rows[1].id, "rejected: 400 Bad Request", T0 + 1, len(b"payload-1"))
+    assert [(q.reason, q.quarantined_ms, q.size) for q in listed] == [
+        ("rejected: 400 Bad Request", T0 + 1, len(b"payload-1"))
     ]
-    assert store.quarantined_payload(rows[1].id) == b"payload-1"
-    assert store.requeue([rows[1].id], now_ms=T0 + 2) == 1
+    assert store.quarantined_payload(listed[0].id) == b"payload-1"  # (the quarantine's own ids)
+    assert store.requeue([listed[0].id], now_ms=T0 + 2) == 1
     assert store.list_quarantine() == []
     back = store.claim(10, T0 + 2)
     assert [(r.request, r.attempts, r.first_at_ms) for r in back] == [(b"payload-1", 0, T0)]
