@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: node-sdk docs help install lock protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
+.PHONY: differential node-sdk docs help install lock protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
 
 help:
 	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
@@ -74,6 +74,12 @@ $(NODE_SDK): $(wildcard tests/differential/package.json tests/differential/packa
 	else echo "tests/differential/package-lock.json missing: the Node SDK tests will fail" >&2; fi
 
 node-sdk: $(NODE_SDK)
+
+## The differential run against Adobe's Node SDK outside pytest, N cases per artifact (default 1000):
+## prints the agreement table (tests/differential/run.py). `make test` runs 150 per artifact.
+N ?= 1000
+differential: $(STAMP) node-sdk
+	$(BIN)/python tests/differential/run.py --count $(N)
 
 test-python: $(STAMP) node-sdk
 	$(BIN)/pytest $(PYTEST_ARGS)
