@@ -209,9 +209,9 @@ async def test_unsupported_payload_version_answers_with_the_sdk_message(tmp_path
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.GetOffers(pb.GetOffersRequest(request=request), timeout=5)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert info.value.details() == (
-            "Unable to fulfill request; decisioning engine not ready. The decisioning artifact version "
-            "(99.0.0) is not supported. This library is compatible with this major version: 1"
+        assert info.value.details() == (  # Node's getOffers rejects with exactly this message
+            "The decisioning artifact version (99.0.0) is not supported. "
+            "This library is compatible with this major version: 1"
         )
     finally:
         await running.stop()

@@ -149,8 +149,9 @@ class OnDevice:
             if snapshot is None:
                 error = self._artifacts.last_error
                 if error is not None and error.kind == "unsupported_version":
-                    # the SDKs' own words: "The decisioning artifact version (99.0.0) is not supported…"
-                    raise NotReadyError(f"{ENGINE_NOT_READY} {error}")
+                    # Node's getOffers rejects with exactly this: "The decisioning artifact version
+                    # (99.0.0) is not supported. This library is compatible with this major version: 1"
+                    raise NotReadyError(str(error))
                 raise NotReadyError(NOT_READY)
         geo = None
         if needs_geo_lookup(snapshot.compiled, request):
