@@ -149,6 +149,7 @@ class Supervisor:
             process.join(0)
             if not worker.port.done():
                 worker.port.set_exception(RuntimeError(f"worker {index} exited ({process.exitcode})"))
+                worker.port.exception()  # retrieved: a restarted worker's start is awaited by no one
             worker.exited.set_result(process.exitcode)
             self._exited(worker)
 
