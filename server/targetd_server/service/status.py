@@ -23,6 +23,7 @@ from targetd_server.errors import (
     UpstreamRejectedError,
     UpstreamTimeoutError,
 )
+from targetd_server.ids import new_id
 
 log = logging.getLogger("targetd.service")
 
@@ -79,8 +80,10 @@ def maps_errors(method: Handler[R]) -> Handler[R]:
         except (grpc.aio.AbortError, grpc.aio.UsageError):
             raise
         except Exception:
-            log.exception("unhandled error in %s", name)
-            message = "internal error in targetd; see the server log"
+            # A bug: logged once, with an id the caller also gets, so a report can be matched to its log line.
+            error_id = new_id()
+            log.exception("unhandled error in %s (error id %s)", name, error_id)
+            message = f"internal error in targetd (error id {error_id}); see the server log and report it"
         await context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
