@@ -170,3 +170,17 @@ async def test_wait_drained_reports_streams_still_open() -> None:
     assert not await bus.wait_drained(0.01)
     sub.close()
     await eventually_async(lambda: bus.wait_drained(0.01))
+
+
+async def test_a_payload_over_the_stream_message_limit_is_left_out_and_the_event_still_sent() -> None:
+    bus = EventBus(state=lambda: (True, INFO, "loc"), max_payload_bytes=10)
+    sub = bus.subscribe(include_payload=True)
+    await take(sub, 1)  # STATE
+    bus.publish_artifact_download_succeeded("loc", INFO, b'{"version":"1.0.0"}')  # 19 bytes > 10
+    (event,) = await take(sub, 1)
+    assert event.type == pb.EVENT_TYPE_ARTIFACT_DOWNLOAD_SUCCEEDED and event.artifact == INFO
+    assert event.artifact_payload == b""
+    small = EventBus(state=lambda: (True, INFO, "loc"), max_payload_bytes=64)
+    small.publish_artifact_download_succeeded("loc", INFO, b'{"version":"1.0.0"}')
+    late = small.subscribe(include_payload=True)
+    assert (await take(late, 2))[1].artifact_payload == b'{"version":"1.0.0"}'

@@ -64,6 +64,7 @@ class TargetClient:
         # applied now, or None); see targetd_server.events and targetd_server.artifacts.
         self.events = EventBus(
             queue_size=settings.subscriber_queue_size,
+            max_payload_bytes=max(0, settings.max_message_bytes - 16 * 1024),  # room for the other fields
             heartbeat_interval=settings.heartbeat_interval,
             max_stream_age=settings.max_stream_age,
             state=self._event_state,

@@ -192,19 +192,24 @@ class EventBus:
 
     ``state`` supplies the current state for the STATE event sent first on every subscription.
     ``queue_size`` bounds each subscriber's queue; ``heartbeat_interval`` (seconds, 0 = off) and
-    ``max_stream_age`` (seconds, 0 = never) apply once :meth:`start` has run.
+    ``max_stream_age`` (seconds, 0 = never) apply once :meth:`start` has run. An artifact payload larger
+    than ``max_payload_bytes`` (the largest message a stream may send, less room for the event's other
+    fields) is left out of the event, which is still delivered (logged once per payload): a subscriber
+    then reads the artifact from ``artifact_location``.
     """
 
     def __init__(
         self,
         *,
         queue_size: int = 256,
+        max_payload_bytes: int | None = None,
         heartbeat_interval: float = 20.0,
         max_stream_age: float = 0.0,
         state: StateProvider | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.queue_size = queue_size
+        self.max_payload_bytes = max_payload_bytes
         self.heartbeat_interval = heartbeat_interval
         self.max_stream_age = max_stream_age
         self._state: StateProvider = state or (lambda: (self._ready is not None, None, ""))
@@ -353,6 +358,15 @@ class EventBus:
                 getattr(event, name).CopyFrom(value)
             else:
                 setattr(event, name, value)
+        if payload and self.max_payload_bytes is not None and len(payload) > self.max_payload_bytes:
+            log.warning(
+                "artifact payload of %d bytes left out of event %d: over the %d bytes a stream message may "
+                "carry (raise max_message_bytes to send it)",
+                len(payload),
+                self._sequence,
+                self.max_payload_bytes,
+            )
+            payload = None
         published = _Published(event, payload)
         for subscription in list(self._subscribers):
             if subscription.wants(event_type):
