@@ -955,8 +955,9 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append(
             f"one notification POST ({post['body_bytes']} B JSON) costs targetd {post['send_async_us']:.0f} µs "
             f"CPU (DeliveryApi.send_async; {post['send_async_inflight_us']:.0f} µs with {post['in_flight']} in "
-            f"flight; {post['execute_us']:.0f} µs with the answer parsed; {post['send_bridge_us']:.0f} µs "
-            f"through the outbox's thread bridge); a bare aiohttp session POST {post['aiohttp_us']:.0f} µs "
+            f"flight; {post['execute_us']:.0f} µs with the answer parsed; the sender's notify "
+            f"{post.get('notify_inflight_us', float('nan')):.0f} µs in flight); a bare aiohttp session POST "
+            f"{post['aiohttp_us']:.0f} µs "
             f"({post['aiohttp_inflight_us']:.0f} µs with {post['in_flight']} in flight)"
         )
     handler = report.get("handler", {})
