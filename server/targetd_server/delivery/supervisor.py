@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from targetd_server.config import Settings
-from targetd_server.delivery import sender_metrics as metrics
+from targetd_server.delivery import outbox_metrics as metrics
 from targetd_server.delivery.sender import settings_line
 
 log = logging.getLogger("targetd.sender")
