@@ -157,7 +157,7 @@ class TargetClient:
         state.sender_state = sender.state
         state.sender_restarts = sender.restarts
         state.sender_pid = sender.pid
-        state.sender_error = "" if sender.healthy else sender.last_error
+        state.sender_error = "" if sender.state in ("running", "flushing") else sender.last_error
         state.delivered = sender.delivered_rows
 
     def _artifact_applied(self, snapshot: ArtifactSnapshot) -> None:

@@ -1,10 +1,11 @@
 """Every ``targetd_outbox_*`` metric, in the service's one registry
 (:data:`targetd_server.metrics.REGISTRY`): the serving side's store (stored, dropped by reason, backlog,
 quarantine, oldest age, degraded — recorded by :mod:`.outbox`) and the sender's (delivered, failures,
-quarantined, restarts, up, in flight — recorded in the serving process by :mod:`.supervisor` from the
-sender process's status lines, so one ``/metrics`` shows the whole pipeline). Gauges declare a live
-multiprocess mode (``--workers N``: each worker has its own outbox file and sender, so backlog, quarantine
-and in-flight sum over the live workers; degraded and oldest age take the largest, up the smallest).
+quarantined, restarts, up, in flight, open circuits — recorded in the serving process by
+:mod:`.supervisor` from the sender process's status lines, so one ``/metrics`` shows the whole
+pipeline). Gauges declare a live multiprocess mode (``--workers N``: each worker has its own outbox file
+and sender, so backlog, quarantine, in-flight and open circuits sum over the live workers; degraded and
+oldest age take the largest, up the smallest).
 
 Thread affinity: any (prometheus-client collectors are thread-safe).
 """
@@ -20,6 +21,7 @@ from targetd_server.metrics import REGISTRY
 
 __all__ = [
     "OUTBOX_BACKLOG",
+    "OUTBOX_CIRCUITS_OPEN",
     "OUTBOX_DEGRADED",
     "OUTBOX_DELIVERED",
     "OUTBOX_IN_FLIGHT",
@@ -100,6 +102,13 @@ OUTBOX_SENDER_UP: Final = Gauge(
 OUTBOX_IN_FLIGHT: Final = Gauge(
     "targetd_outbox_in_flight",
     "Delivery API requests of the sender in flight (as last reported).",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+
+OUTBOX_CIRCUITS_OPEN: Final = Gauge(
+    "targetd_outbox_circuits_open",
+    "Delivery API hosts the sender has stopped sending to while they keep failing (circuit open).",
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )

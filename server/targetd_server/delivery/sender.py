@@ -35,35 +35,31 @@ import signal
 import sqlite3
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
 import uvloop
 from google.protobuf.message import DecodeError
 
-from targetd.json_format import JsonMappingError, message_to_dict
+from targetd.json_format import JsonMappingError
 from targetd.v1 import delivery_pb2
 from targetd_server.config import Settings
-from targetd_server.delivery.http import DeliveryApi
+from targetd_server.delivery.breaker import OPEN_MAX_S, Breaker
+from targetd_server.delivery.http import DeliveryApi, target_host
+from targetd_server.delivery.merge import MAX_MERGED, Encoder, Group, merge_key
 from targetd_server.delivery.policy import RetryPolicy
 from targetd_server.delivery.store import OutboxStore, Row, now_ms
-from targetd_server.errors import TargetdError
+from targetd_server.errors import TargetdError, UpstreamError, UpstreamRejectedError
 from targetd_server.ids import new_id
 from targetd_server.logs import Throttled, configure_logging
 
 log = logging.getLogger("targetd.sender")
 throttled = Throttled(log)
 
-__all__ = ["MAX_MERGED", "Sender", "SenderReport", "main"]
+__all__ = ["Sender", "SenderReport", "main"]
 
-CONTEXT_CACHE: Final = 256
-"""Distinct request contexts whose JSON the sender keeps (see ``_Encoder``)."""
-MAX_MERGED: Final = 50
-"""Rows merged into one Delivery request at most (one visitor and context)."""
 SETTLE_S: Final = 0.005
 """The sender writes its acks and claims the next rows at most this often (batched store writes)."""
 IDLE_POLL_S: Final = 0.05
@@ -90,62 +86,12 @@ class SenderReport:
     failures: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     in_flight: int = 0
+    open_hosts: list[str] = field(default_factory=list)
+    circuit_trips: int = 0
     last_error: str = ""
 
     def line(self) -> bytes:
         return (json.dumps(dataclasses.asdict(self), separators=(",", ":")) + "\n").encode()
-
-
-@dataclass(slots=True)
-class _Group:
-    rows: list[Row]
-    request: delivery_pb2.DeliveryRequest
-    session_id: str
-    cluster: str | None
-
-    @property
-    def ids(self) -> list[int]:
-        return [row.id for row in self.rows]
-
-
-def _merge_key(row: Row, request: delivery_pb2.DeliveryRequest) -> bytes:
-    """Rows that may share one Delivery request: the same session, cluster, and request but for the
-    notifications, telemetry and request id."""
-    rest = delivery_pb2.DeliveryRequest()
-    rest.CopyFrom(request)
-    rest.ClearField("notifications")
-    rest.ClearField("telemetry")
-    rest.ClearField("request_id")
-    head = f"{row.session_id or ''}\x00{row.cluster or ''}\x00".encode()
-    return head + rest.SerializeToString(deterministic=True)
-
-
-class _Encoder:
-    """Delivery API JSON of a notification request, the context's mapping kept for the next request with
-    the same context (``CONTEXT_CACHE`` of them, least recently used dropped): the visitors of one site
-    share a few contexts, and mapping one is a quarter of a request's cost."""
-
-    def __init__(self) -> None:
-        self._contexts: OrderedDict[bytes, Any] = OrderedDict()
-
-    def body(self, request: delivery_pb2.DeliveryRequest) -> bytes:
-        """The JSON bytes; ``request`` loses its context (the caller is done with it). Raises
-        JsonMappingError/ValueError/TypeError for content that cannot become JSON."""
-        if not request.HasField("context"):
-            return orjson.dumps(message_to_dict(request))
-        key = request.context.SerializeToString(deterministic=True)
-        context = self._contexts.get(key)
-        if context is None:
-            context = message_to_dict(request.context)
-            self._contexts[key] = context
-            if len(self._contexts) > CONTEXT_CACHE:
-                self._contexts.popitem(last=False)
-        else:
-            self._contexts.move_to_end(key)
-        request.ClearField("context")
-        data = message_to_dict(request)
-        data["context"] = context
-        return orjson.dumps(data)
 
 
 class Sender:
@@ -177,11 +123,14 @@ class Sender:
         # A claimed row is in flight for at most one timeout (never queued: claims fit the window).
         self._lease_ms = int((2 * self._timeout + LEASE_SLACK_S) * 1000)
         self.report = SenderReport()
-        self._encoder = _Encoder()
+        self._encoder = Encoder()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._acks: list[int] = []
         self._retries: list[tuple[list[int], int, str]] = []
         self._quarantines: list[tuple[list[int], str]] = []
+        self._defers: list[tuple[list[int], int]] = []
+        self._breakers: dict[str, Breaker] = {}  # per Delivery API host (see .breaker)
+        self._hosts: dict[str | None, str] = {}  # cluster -> host
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
         self._flush_deadline = 0.0
@@ -216,9 +165,9 @@ class Sender:
             claimed = 0
             try:
                 self._settle()
-                free = self._window - len(self._in_flight)
-                if free > 0:
-                    claimed = self._claim(min(self._batch, free))
+                limit = self._claim_limit()
+                if limit > 0:
+                    claimed = self._claim(limit)
                 if now - last_checkpoint >= CHECKPOINT_S:
                     last_checkpoint = now
                     self._store.checkpoint()
@@ -231,10 +180,13 @@ class Sender:
                 self._set_state("storage_error")
                 await self._pause(STORE_BACKOFF_S)
                 continue
-            self._set_state("flushing" if self._stop.is_set() else "running")
+            paused = self._paused()
+            self._set_state("flushing" if self._stop.is_set() else "paused" if paused else "running")
             if self._stop.is_set() and not claimed and not self._in_flight:
                 break  # flushed: nothing due, nothing in flight
-            if claimed >= min(self._batch, max(1, self._window - len(self._in_flight))):
+            if paused:  # every host's circuit is open: nothing is claimed until the next probe may go
+                await self._pause(self._until_probe())
+            elif claimed >= min(self._batch, max(1, self._window - len(self._in_flight))):
                 await asyncio.sleep(SETTLE_S)  # more may be due: the next round soon
             else:
                 await self._pause(IDLE_POLL_S if not self._in_flight else SETTLE_S)
@@ -257,37 +209,81 @@ class Sender:
             self._store.checkpoint()
         self._set_state("stopped")
 
+    # ---------------------------------------------------------------------------- circuits
+
+    def _breaker(self, cluster: str | None) -> Breaker:
+        host = self._hosts.get(cluster)
+        if host is None:
+            host = self._hosts[cluster] = target_host(self._settings, cluster)
+        breaker = self._breakers.get(host)
+        if breaker is None:
+            breaker = self._breakers[host] = Breaker(max_open_s=self._settings.outbox_max_backoff)
+        return breaker
+
+    def _claim_limit(self) -> int:
+        """Rows to claim now: a batch (as the window allows) while some host's circuit is closed (or no
+        host is known yet); one row, the probe, when every circuit is open and one's period is over;
+        none while every circuit is open (or half-open)."""
+        free = self._window - len(self._in_flight)
+        if free <= 0:
+            return 0
+        breakers = self._breakers.values()
+        if not breakers or any(b.state == "closed" for b in breakers):
+            return min(self._batch, free)
+        return 1 if any(b.ready() for b in breakers) else 0
+
+    def _paused(self) -> bool:
+        open_hosts = [host for host, b in self._breakers.items() if b.state != "closed"]
+        if open_hosts != self.report.open_hosts:
+            self.report.open_hosts = open_hosts
+            self.report.circuit_trips = sum(b.trips for b in self._breakers.values())
+        return bool(open_hosts) and len(open_hosts) == len(self._breakers)
+
+    def _until_probe(self) -> float:
+        """Seconds until the first circuit may take a probe (or REPORT_S, for the status line)."""
+        probes = [b.retry_at for b in self._breakers.values() if b.state == "open"]
+        return max(SETTLE_S, min(REPORT_S, min(probes, default=REPORT_S) - time.monotonic()))
+
+    def _defer(self, group: Group, breaker: Breaker) -> None:
+        """Rows for a host whose circuit is open: due again when it may be probed, no attempt counted."""
+        due = self._clock() + int(max(0.0, breaker.retry_at - time.monotonic()) * 1000)
+        self._defers.append((group.ids, due))
+
     # ---------------------------------------------------------------------------- one round
 
     def _claim(self, limit: int) -> int:
         rows = self._store.claim(limit, self._clock(), lease_ms=self._lease_ms)
         for group in self._groups(rows):
+            breaker = self._breaker(group.cluster)
+            if not breaker.allow():
+                self._defer(group, breaker)
+                continue
             task = asyncio.get_running_loop().create_task(self._deliver(group))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         return len(rows)
 
-    def _groups(self, rows: list[Row]) -> list[_Group]:
-        groups: dict[bytes, _Group] = {}
-        out: list[_Group] = []
+    def _groups(self, rows: list[Row]) -> list[Group]:
+        groups: dict[bytes, Group] = {}
+        out: list[Group] = []
         for row in rows:
             try:
                 request = delivery_pb2.DeliveryRequest.FromString(row.request)
             except (DecodeError, ValueError) as exc:
                 self._quarantine([row.id], "undecodable", f"undecodable row (not a DeliveryRequest): {exc}")
                 continue
-            key = _merge_key(row, request)
+            key = merge_key(row, request)
             group = groups.get(key)
             if group is not None and len(group.rows) < MAX_MERGED:
                 group.rows.append(row)
                 group.request.notifications.extend(request.notifications)
                 group.request.telemetry.entries.extend(request.telemetry.entries)
                 continue
-            group = groups[key] = _Group([row], request, row.session_id or new_id(), row.cluster)
+            group = groups[key] = Group([row], request, row.session_id or new_id(), row.cluster)
             out.append(group)
         return out
 
-    async def _deliver(self, group: _Group) -> None:
+    async def _deliver(self, group: Group) -> None:
         try:
             body = self._encoder.body(group.request)
         except (JsonMappingError, ValueError, TypeError) as exc:
@@ -295,7 +291,7 @@ class Sender:
             return
         await self._post(group, body)
 
-    async def _split(self, group: _Group, error: Exception) -> None:
+    async def _split(self, group: Group, error: Exception) -> None:
         """A merged request that cannot become JSON: each row alone, the bad ones to quarantine."""
         for row in group.rows:
             request = delivery_pb2.DeliveryRequest.FromString(row.request)
@@ -304,10 +300,10 @@ class Sender:
             except (JsonMappingError, ValueError, TypeError) as exc:
                 self._quarantine([row.id], "unmappable", f"cannot become Delivery API JSON: {exc}")
                 continue
-            await self._post(_Group([row], request, group.session_id, group.cluster), body)
+            await self._post(Group([row], request, group.session_id, group.cluster), body)
         del error
 
-    async def _post(self, group: _Group, body: bytes) -> None:
+    async def _post(self, group: Group, body: bytes) -> None:
         self.report.requests += 1
         try:
             await self._api.notify(
@@ -317,13 +313,38 @@ class Sender:
             self._retries.append((group.ids, self._clock(), "the sender stopped before an answer"))
             raise
         except Exception as exc:
+            self._answer(group, exc)
             self._failed(group, exc)
             return
+        self._answer(group, None)
         self._acks.extend(row.id for row in group.rows)
         self.report.delivered_rows += len(group.rows)
         self.report.delivered_notifications += len(group.request.notifications)
 
-    def _failed(self, group: _Group, exc: Exception) -> None:
+    def _answer(self, group: Group, exc: Exception | None) -> None:
+        """Tell the host's circuit how the request went: an answer (2xx or a rejection) closes it, a
+        retryable failure counts toward opening it; anything else (shutdown, a bug) is not the host's."""
+        breaker = self._breaker(group.cluster)
+        was = breaker.state
+        if exc is None or isinstance(exc, UpstreamRejectedError):
+            breaker.answered()
+        elif isinstance(exc, UpstreamError):
+            breaker.failed()
+        if breaker.state != was:
+            host = self._hosts.get(group.cluster, "")
+            if breaker.state == "closed":
+                log.info("sender: the Delivery API at %s answers again; delivery resumes", host)
+            elif was == "closed":
+                log.warning(
+                    "sender: the Delivery API at %s keeps failing (%s); sending paused, one request "
+                    "tries it every %.1f s at most",
+                    host,
+                    exc,
+                    min(self._settings.outbox_max_backoff, OPEN_MAX_S),
+                )
+            self._room.set()  # the loop's claim limit changed
+
+    def _failed(self, group: Group, exc: Exception) -> None:
         if not isinstance(exc, TargetdError):
             log.exception(
                 "sender: unexpected error delivering %d rows (a bug; they are retried)", len(group.rows)
@@ -365,6 +386,10 @@ class Sender:
             ids, reason = self._quarantines[0]
             self._store.quarantine(ids, reason)
             self._quarantines.pop(0)
+        while self._defers:
+            ids, due = self._defers[0]
+            self._store.retry(ids, due, None)
+            self._defers.pop(0)
 
 
 # -------------------------------------------------------------------------------- the process

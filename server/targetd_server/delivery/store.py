@@ -262,11 +262,14 @@ class OutboxStore:
         cursor = self._conn.execute(f"DELETE FROM outbox WHERE id IN ({_IDS})", (_ids_json(ids),))
         return cursor.rowcount
 
-    def retry(self, ids: Iterable[int], next_at_ms: int, error: str) -> int:
-        """Count a failed attempt of the rows ``ids`` and make them due again at ``next_at_ms``."""
+    def retry(self, ids: Iterable[int], next_at_ms: int, error: str | None) -> int:
+        """Count a failed attempt of the rows ``ids`` and make them due again at ``next_at_ms``;
+        ``error`` None: not an attempt (the row was not sent: its host's circuit is open), only due
+        later."""
         cursor = self._conn.execute(
-            f"UPDATE outbox SET attempts = attempts + 1, due_ms = ?, last_error = ? WHERE id IN ({_IDS})",
-            (next_at_ms, error[:REASON_CHARS], _ids_json(ids)),
+            "UPDATE outbox SET attempts = attempts + ?, due_ms = ?, last_error = COALESCE(?, last_error) "
+            f"WHERE id IN ({_IDS})",
+            (0 if error is None else 1, next_at_ms, error and error[:REASON_CHARS], _ids_json(ids)),
         )
         return cursor.rowcount
 

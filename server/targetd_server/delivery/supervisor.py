@@ -3,7 +3,8 @@
 it with backoff when it dies, and tells GetStatus, the metrics and the logs what state it is in.
 
 States (``OutboxStatus.sender_state``): ``starting`` (spawned, no report yet), ``running`` (reporting;
-``flushing`` while it drains at shutdown, ``storage_error`` while the store fails), ``backing_off`` (it
+``flushing`` while it drains at shutdown, ``storage_error`` while the store fails, ``paused`` while every
+Delivery API host it sends to keeps failing: circuit open, see :mod:`.breaker`), ``backing_off`` (it
 died: restarted after ``RESTART_BASE_S`` doubling to ``RESTART_MAX_S``; back to the base once a sender
 ran ``STABLE_S``), ``stopped``. Each death is logged as an error with its exit status and counted
 (``targetd_outbox_sender_restarts_total``).
@@ -61,8 +62,9 @@ class SenderSupervisor:
 
     @property
     def healthy(self) -> bool:
-        """Whether a sender is up and delivering (not dead, not failing its store)."""
-        return self.state in ("running", "flushing")
+        """Whether a sender is up and its store works (not dead, not failing its store): it delivers, or
+        waits for a failing Delivery API (``paused``)."""
+        return self.state in ("running", "flushing", "paused")
 
     def start(self) -> None:
         """Start supervising (the first sender is spawned at once)."""
@@ -147,6 +149,7 @@ class SenderSupervisor:
                 max(0, int(count) - int((last.get("quarantined") or {}).get(kind, 0)))
             )
         metrics.OUTBOX_IN_FLIGHT.set(int(report.get("in_flight", 0)))
+        metrics.OUTBOX_CIRCUITS_OPEN.set(len(report.get("open_hosts") or ()))
         self._last = report
         self.state = str(report.get("state", "running"))
         metrics.OUTBOX_SENDER_UP.set(1 if self.healthy else 0)

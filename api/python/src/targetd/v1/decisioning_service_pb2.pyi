@@ -845,7 +845,10 @@ class OutboxStatus(_message.Message):
     stored: _builtins.int
     """Rows stored since this process started."""
     sender_state: _builtins.str
-    """The sender process: "starting", "running", "backing_off" (restarting after it died), "stopped"."""
+    """The sender process: "starting", "running", "flushing" (shutdown), "storage_error", "paused" (every
+    Delivery API host it sends to keeps failing: sending stopped but for a probe now and then),
+    "backing_off" (restarting after it died), "stopped".
+    """
     sender_restarts: _builtins.int
     """Times the sender process was restarted since start, and its process id (0: none running)."""
     sender_pid: _builtins.int

@@ -1,0 +1,240 @@
+"""The sender's per-host circuit breaker: the state machine on a fake clock, then the real ``Sender`` loop
+over a real outbox file against a Delivery API that fails and comes back (an in-process fake of
+``DeliveryApi.notify`` that counts the requests in flight)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from targetd.v1 import delivery_pb2
+from targetd_server.config import Settings
+from targetd_server.delivery.breaker import OPEN_BASE_S, TRIP_FAILURES, Breaker
+from targetd_server.delivery.sender import Sender
+from targetd_server.delivery.store import OutboxStore, now_ms
+from targetd_server.errors import UpstreamError, UpstreamRejectedError
+from tests.support import eventually_async
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _breaker(clock: Clock, **kwargs: float) -> Breaker:
+    return Breaker(clock=clock, uniform=lambda low, high: high, **kwargs)  # type: ignore[arg-type]
+
+
+def test_trips_after_failures_in_a_row_and_an_answer_resets_the_count() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    for _ in range(TRIP_FAILURES - 1):
+        breaker.failed()
+    breaker.answered()  # the host answered: the count starts again
+    for _ in range(TRIP_FAILURES - 1):
+        breaker.failed()
+        assert breaker.allow() and breaker.state == "closed"
+    breaker.failed()
+    assert breaker.state == "open" and breaker.trips == 1
+    assert not breaker.allow() and not breaker.ready()
+    assert breaker.retry_at == clock.now + OPEN_BASE_S
+
+
+def test_one_probe_after_the_period_doubling_per_failed_probe_up_to_the_cap() -> None:
+    clock = Clock()
+    breaker = _breaker(clock, max_open_s=3.0)
+    for _ in range(TRIP_FAILURES):
+        breaker.failed()
+    periods = []
+    for _ in range(4):
+        start = clock.now
+        clock.now = breaker.retry_at
+        periods.append(round(clock.now - start, 3))
+        assert breaker.ready()
+        assert breaker.allow() and breaker.state == "half_open"  # this request is the probe
+        assert not breaker.allow() and not breaker.ready()  # one probe at a time
+        breaker.failed()
+        assert breaker.state == "open"
+    assert periods == [1.0, 2.0, 3.0, 3.0]
+    assert breaker.trips == 1
+
+
+def test_failures_of_requests_already_in_flight_do_not_extend_the_period() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    for _ in range(TRIP_FAILURES):
+        breaker.failed()
+    retry_at = breaker.retry_at
+    for _ in range(20):
+        breaker.failed()
+    assert breaker.retry_at == retry_at and breaker.state == "open"
+
+
+def test_an_answering_probe_closes_the_circuit() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    for _ in range(TRIP_FAILURES):
+        breaker.failed()
+    clock.now = breaker.retry_at
+    assert breaker.allow()
+    breaker.answered()
+    assert breaker.state == "closed" and breaker.retry_at == 0.0
+    assert all(breaker.allow() for _ in range(10))
+
+
+def test_jitter_keeps_the_period_between_half_and_whole() -> None:
+    clock = Clock()
+    seen: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        seen.append((low, high))
+        return low
+
+    breaker = Breaker(clock=clock, uniform=uniform)
+    for _ in range(TRIP_FAILURES):
+        breaker.failed()
+    assert seen == [(OPEN_BASE_S / 2, OPEN_BASE_S)]
+    assert breaker.retry_at == clock.now + OPEN_BASE_S / 2
+
+
+# ------------------------------------------------------------------------------------------ the sender
+
+
+class FakeApi:
+    """``DeliveryApi.notify`` failing (connection refused) until ``up``; counts what is in flight."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.reject = False
+        self.in_flight = 0
+        self.calls = 0
+        self.failed = 0
+        self.peak_while_paused = 0
+        self.paused = False
+        self.delivered: list[str] = []
+
+    async def notify(self, body: bytes, *, session_id: str, cluster: str | None, timeout: float) -> None:
+        self.calls += 1
+        self.in_flight += 1
+        if self.paused:
+            self.peak_while_paused = max(self.peak_while_paused, self.in_flight)
+        try:
+            await asyncio.sleep(0.005)
+            if self.reject:
+                raise UpstreamRejectedError("Delivery API answered 400 Bad Request", status=400)
+            if not self.up:
+                self.failed += 1
+                raise UpstreamError("Delivery API call failed: [Errno 111] Connection refused")
+            self.delivered.append(body.decode())
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _settings() -> Settings:
+    return Settings(
+        client="acme",
+        organization_id="ORG@AdobeOrg",
+        server_domain="127.0.0.1:9",
+        secure=False,
+        outbox_concurrency=8,
+        outbox_batch_size=16,
+        outbox_max_backoff=0.2,
+        outbox_flush_timeout=1.0,
+    )
+
+
+def _rows(path: Path, count: int) -> None:
+    store = OutboxStore.open(path)
+    try:
+        at = now_ms()
+        rows = []
+        for i in range(count):
+            request = delivery_pb2.DeliveryRequest(request_id=f"r-{i}")
+            request.id.tnt_id = f"visitor-{i}"  # one visitor each: nothing merges
+            note = request.notifications.add(id=f"n-{i}", timestamp=at)
+            note.type = delivery_pb2.METRIC_TYPE_DISPLAY
+            rows.append((at, f"s-{i}", None, request.SerializeToString()))
+        store.insert(rows)
+    finally:
+        store.close()
+
+
+def _attempts(path: Path) -> tuple[int, int]:
+    store = OutboxStore.open(path)
+    try:
+        row = store._conn.execute("SELECT COUNT(*), COALESCE(SUM(attempts), 0) FROM outbox").fetchone()
+        return int(row[0]), int(row[1])
+    finally:
+        store.close()
+
+
+async def test_a_failing_host_gets_one_probe_at_a_time_and_delivery_resumes(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    _rows(path, 200)
+    api = FakeApi()
+    store = OutboxStore.open(path, autocheckpoint_pages=0)
+    states: list[str] = []
+    sender = Sender(_settings(), store, api, emit=lambda line: states.append(line.decode()))  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(sender.run())
+    try:
+
+        async def paused() -> bool:
+            return sender.report.state == "paused" and sender.report.open_hosts == ["127.0.0.1:9"]
+
+        await eventually_async(paused)
+        api.paused = True
+        calls_at_pause = api.calls
+
+        async def probed() -> bool:
+            return api.calls >= calls_at_pause + 5  # five probes (0.1-0.2 s apart)
+
+        await eventually_async(probed)
+        assert api.peak_while_paused == 1  # one probe at a time, not the window of 8
+        sender._settle()  # (the loop's batched writes: flushed here to read the file)
+        waiting, attempts = _attempts(path)
+        assert waiting == 200
+        assert attempts == api.failed  # rows not sent (deferred) are not charged an attempt
+        assert sender.report.circuit_trips == 1
+
+        api.up = True
+        api.paused = False
+
+        async def all_delivered() -> bool:
+            return len(api.delivered) == 200 and sender.report.state == "running"
+
+        await eventually_async(all_delivered)
+        assert sender.report.open_hosts == []
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 10)
+        store.close()
+    assert _attempts(path) == (0, 0)  # all acked
+    assert any('"state":"paused"' in line for line in states)
+
+
+async def test_rejections_are_answers_and_never_open_the_circuit(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    _rows(path, 40)
+    api = FakeApi()
+    api.reject = True
+    store = OutboxStore.open(path, autocheckpoint_pages=0)
+    sender = Sender(_settings(), store, api, emit=lambda line: None)  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(sender.run())
+    try:
+
+        async def all_rejected_once() -> bool:
+            return api.calls >= 40
+
+        await eventually_async(all_rejected_once)
+        assert sender.report.state == "running" and sender.report.open_hosts == []
+        assert sender.report.circuit_trips == 0
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 10)
+        store.close()
