@@ -1,4 +1,4 @@
-"""What the metrics interceptor and optional tracing cost per call (docs/operations.md).
+"""What targetd's gRPC metrics and optional tracing cost per call (docs/operations.md).
 
 ``python bench/tracing_cost.py [--calls N]`` runs each mode in a fresh process (a tracer provider is
 process-wide) and prints one JSON object of µs per call (median of 5 batches):
@@ -6,7 +6,7 @@ process-wide) and prints one JSON object of µs per call (median of 5 batches):
 * ``grpc_*``: sequential unary calls (an empty reply) from a grpc.aio client to a grpc.aio server in the same
   process, on one event loop — a call's µs is the process's CPU time (both ends, every thread: the
   exporter's too), not wall time, so that other load on the machine does not count; ``bare`` has no interceptor,
-  ``metrics`` targetd's metrics interceptor, ``traced_0``/``traced_1`` add tracing's server interceptor with
+  ``metrics`` targetd's metrics (the handler wrapped at registration, as in targetd), ``traced_0``/``traced_1`` add tracing's server interceptor with
   sampling ratio 0 (no span recorded: the cost of a call that is not sampled) and 1 (every call recorded and
   exported over OTLP/gRPC to a no-op collector on loopback, the batch processor on its thread);
 * ``http_*``: sequential POSTs of aiohttp (targetd's transport) to a loopback aiohttp server, without and
@@ -72,21 +72,20 @@ async def _batches(call: Any, calls: int) -> float:
 
 async def _grpc(mode: str, calls: int) -> float:
     from targetd_server import tracing
-    from targetd_server.service.interceptors import MetricsInterceptor
+    from targetd_server.service.rpc_metrics import MeteredRegistration
 
     collector, port = await _collector()
     if mode.startswith("grpc_traced"):
         _tracing(float(mode[-1]), f"http://127.0.0.1:{port}")
-    interceptors: list[Any] = (
-        [] if mode == "grpc_bare" else [*tracing.server_interceptors(), MetricsInterceptor()]
-    )
+    interceptors: list[Any] = [] if mode == "grpc_bare" else [*tracing.server_interceptors()]
 
     async def empty(request: bytes, context: Any) -> bytes:
         return b""
 
-    server = grpc.aio.server(interceptors=interceptors)
+    server = grpc.aio.server(interceptors=interceptors or None)
     handler: Any = grpc.unary_unary_rpc_method_handler(empty)
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("bench.B", {"M": handler})])
+    registration: Any = server if mode == "grpc_bare" else MeteredRegistration(server)  # (as targetd)
+    registration.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("bench.B", {"M": handler})])
     server_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server_port}") as channel:
