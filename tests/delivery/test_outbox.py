@@ -36,12 +36,14 @@ async def test_the_calls_of_one_loop_turn_share_one_commit(tmp_path: Path) -> No
     path = tmp_path / "outbox.sqlite3"
     outbox = Outbox(path)
     futures = [outbox.enqueue(_notification(i), session_id="s", cluster=None) for i in range(5)]
-    assert len({id(f) for f in futures}) == 1  # one group
-    assert not futures[0].done() and _on_disk(path) == 0  # nothing committed before the group closes
-    assert await asyncio.shield(futures[0]) is True
+    # the first call of a turn is committed at once (nothing of an earlier turn waits to share it)
+    assert futures[0].done() and futures[0].result() is True and _on_disk(path) == 1
+    assert len({id(f) for f in futures[1:]}) == 1 and futures[1] is not futures[0]  # the rest: one group
+    assert not futures[1].done() and _on_disk(path) == 1  # nothing more committed before the turn ends
+    assert await asyncio.shield(futures[1]) is True
     assert _on_disk(path) == 5  # stored when the future says so: visible to another connection
     later = outbox.enqueue(_notification(5), session_id="s", cluster=None)
-    assert later is not futures[0] and await later is True  # the next turn opens the next group
+    assert later is not futures[1] and later.done() and await later is True  # the next turn: at once
     assert outbox.state.stored == 6
     outbox.close()
 
@@ -49,9 +51,9 @@ async def test_the_calls_of_one_loop_turn_share_one_commit(tmp_path: Path) -> No
 async def test_a_group_commits_at_once_when_it_holds_commit_rows(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "outbox.sqlite3", commit_rows=4)
     futures = [outbox.enqueue(_notification(i), session_id="s", cluster=None) for i in range(10)]
-    assert len({id(f) for f in futures}) == 3  # 4 + 4 + 2
-    assert futures[0].done() and futures[4].done() and not futures[8].done()
-    assert await futures[8] is True and _on_disk(outbox.path) == 10
+    assert len({id(f) for f in futures}) == 4  # 1 (the turn's first, at once) + 4 + 4 + 1
+    assert futures[0].done() and futures[4].done() and futures[8].done() and not futures[9].done()
+    assert await futures[9] is True and _on_disk(outbox.path) == 10
     outbox.close()
 
 

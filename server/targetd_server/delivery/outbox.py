@@ -2,11 +2,13 @@
 on-device executes, telemetry) is written to SQLite before the RPC returns, with **group commit**; the
 sender process (``delivery/sender.py``) delivers it from the same file (:mod:`.store`).
 
-Group commit: :meth:`Outbox.enqueue` appends the row to the open group and returns the group's future; the
-group is committed in one transaction at the end of the current loop iteration (``outbox_commit_window``
-0, the default: every call that enqueued during this turn of the loop shares it — one row at c=1, many
-under load, no added wait) or after ``outbox_commit_window`` ms, or at once when it holds
-``outbox_commit_rows`` rows. The RPC awaits the future, so "stored before the reply" holds: the future is
+Group commit: :meth:`Outbox.enqueue` appends the row to the open group and returns the group's future.
+With ``outbox_commit_window`` 0 (the default) the first row of a loop turn is committed at once (no call
+of an earlier turn waits to share it, and the caller's await then costs no extra turn of the loop: at c=1
+every call is this case) and the calls later in the same turn share one group committed at the end of it
+(many rows under load, no added wait); with a window, the group is committed after
+``outbox_commit_window`` ms. Either way a group is committed at once when it holds ``outbox_commit_rows``
+rows. The RPC awaits the future, so "stored before the reply" holds: the future is
 True once the rows are committed (they survive a SIGKILL: WAL, ``synchronous=NORMAL``), False when they
 could not be stored — the decision is still served.
 
@@ -112,6 +114,7 @@ class Outbox:
         self._future: asyncio.Future[bool] | None = None
         self._opened_at = 0.0
         self._scheduled: asyncio.Handle | None = None
+        self._hot = False  # a group was committed at once in this turn of the loop (see enqueue)
         self._logged: dict[str, float] = {}
         self._closed = False
         self._reader: OutboxStore | None = None  # refresh()'s own connection, used off the loop
@@ -160,12 +163,22 @@ class Outbox:
         self._rows.append((now_ms(), session_id, cluster, request.SerializeToString()))
         if len(self._rows) >= self._commit_rows:
             self._commit()
+        elif not self._window and not self._hot:
+            # The first group of a loop turn is committed at once: no call of an earlier turn waits to
+            # share it, and the caller's await then costs no extra turn of the loop. The calls later in
+            # this turn share the group committed at its end.
+            self._hot = True
+            loop.call_soon(self._cool)
+            self._commit()
         elif self._scheduled is None:
             if self._window:
                 self._scheduled = loop.call_later(self._window, self._commit)
             else:
                 self._scheduled = loop.call_soon(self._commit)
         return future
+
+    def _cool(self) -> None:
+        self._hot = False
 
     def _commit(self) -> None:
         if self._scheduled is not None:
