@@ -9,7 +9,7 @@ from pathlib import Path
 
 from targetd.v1 import delivery_pb2
 from targetd_server.config import Settings
-from targetd_server.delivery.breaker import OPEN_BASE_S, TRIP_FAILURES, Breaker
+from targetd_server.delivery.breaker import OPEN_BASE_S, TRIP_FAILURES, Breaker, Circuits
 from targetd_server.delivery.sender import Sender
 from targetd_server.delivery.store import OutboxStore, now_ms
 from targetd_server.errors import UpstreamError, UpstreamRejectedError
@@ -98,6 +98,30 @@ def test_jitter_keeps_the_period_between_half_and_whole() -> None:
         breaker.failed()
     assert seen == [(OPEN_BASE_S / 2, OPEN_BASE_S)]
     assert breaker.retry_at == clock.now + OPEN_BASE_S / 2
+
+
+def test_circuits_pause_only_when_every_host_is_open() -> None:
+    clock = Clock()
+    circuits = Circuits(lambda cluster: f"edge-{cluster or 'default'}", max_open_s=4.0, clock=clock)
+    assert circuits.claim_limit(free=100, batch=16) == 16  # no host known yet
+    down = UpstreamError("Delivery API answered 503 Service Unavailable")
+    for _ in range(TRIP_FAILURES):
+        circuits.record("35", down)
+    assert circuits.open_hosts() == ["edge-35"] and circuits.trips == 1
+    circuits.record(None, None)  # the default host answers
+    assert not circuits.all_open() and circuits.claim_limit(free=100, batch=16) == 16
+    assert circuits.claim_limit(free=0, batch=16) == 0  # the window is full
+    for _ in range(TRIP_FAILURES):
+        circuits.record(None, down)
+    assert circuits.all_open() and sorted(circuits.open_hosts()) == ["edge-35", "edge-default"]
+    assert circuits.claim_limit(free=100, batch=16) == 0  # paused until a period is over
+    assert 0 < circuits.until_probe(clock.now, 30.0) <= OPEN_BASE_S
+    clock.now += OPEN_BASE_S
+    assert circuits.claim_limit(free=100, batch=16) == 1  # the probe
+    assert circuits.of("35").allow()  # taken as the probe
+    assert circuits.record("35", UpstreamRejectedError("400", status=400))  # an answer: closed again
+    assert circuits.open_hosts() == ["edge-default"] and not circuits.all_open()
+    assert not circuits.record("35", RuntimeError("a bug"))  # not the host's: no change
 
 
 # ------------------------------------------------------------------------------------------ the sender

@@ -19,17 +19,26 @@ Rows are never dropped or charged for the breaker: a row claimed for an open hos
 ``retry_at`` without an attempt counted (see ``Sender``). A request already in flight when the circuit
 opens fails or succeeds as usual.
 
+:class:`Circuits` holds the breakers of the hosts one sender sends to and answers what the sender's loop
+asks of them: how many rows to claim now, whether it is paused (every host open), when the next probe is
+due, and how a request went.
+
 Thread/loop affinity: none (pure; the clock and random source are injectable for tests).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["OPEN_BASE_S", "OPEN_MAX_S", "TRIP_FAILURES", "Breaker"]
+from targetd_server.errors import UpstreamError, UpstreamRejectedError
+
+log = logging.getLogger("targetd.sender")
+
+__all__ = ["OPEN_BASE_S", "OPEN_MAX_S", "TRIP_FAILURES", "Breaker", "Circuits"]
 
 TRIP_FAILURES: Final = 5
 """Retryable failures in a row, with no answer from the host in between, that open the circuit."""
@@ -111,3 +120,87 @@ class Breaker:
     def _open(self, period: float) -> None:
         self._period = period
         self._retry_at = self._clock() + self._uniform(period / 2, period)
+
+
+class Circuits:
+    """The :class:`Breaker` of each Delivery API host one sender sends to. ``host_of`` maps a row's edge
+    cluster to its host; ``max_open_s`` is ``outbox_max_backoff``."""
+
+    def __init__(
+        self,
+        host_of: Callable[[str | None], str],
+        *,
+        max_open_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._host_of = host_of
+        self._max_open_s = max_open_s
+        self._clock = clock
+        self._breakers: dict[str, Breaker] = {}
+        self._hosts: dict[str | None, str] = {}  # cluster -> host
+
+    def of(self, cluster: str | None) -> Breaker:
+        """The breaker of the host of ``cluster`` (made at first use, closed)."""
+        host = self._hosts.get(cluster)
+        if host is None:
+            host = self._hosts[cluster] = self._host_of(cluster)
+        breaker = self._breakers.get(host)
+        if breaker is None:
+            breaker = self._breakers[host] = Breaker(max_open_s=self._max_open_s, clock=self._clock)
+        return breaker
+
+    def claim_limit(self, free: int, batch: int) -> int:
+        """Rows to claim now with ``free`` slots in the window: a batch while some host's circuit is
+        closed (or no host is known yet); one row, the probe, when every circuit is open and one's period
+        is over; none while every circuit is open (or half-open)."""
+        if free <= 0:
+            return 0
+        breakers = self._breakers.values()
+        if not breakers or any(b.state == "closed" for b in breakers):
+            return min(batch, free)
+        return 1 if any(b.ready() for b in breakers) else 0
+
+    def open_hosts(self) -> list[str]:
+        """The hosts whose circuit is not closed."""
+        return [host for host, b in self._breakers.items() if b.state != "closed"]
+
+    @property
+    def trips(self) -> int:
+        """Times a circuit opened, over every host."""
+        return sum(b.trips for b in self._breakers.values())
+
+    def all_open(self) -> bool:
+        """Whether every known host's circuit is open or half-open (the sender is paused)."""
+        return bool(self._breakers) and all(b.state != "closed" for b in self._breakers.values())
+
+    def until_probe(self, now: float, longest: float) -> float:
+        """Seconds from ``now`` (clock seconds) until the first open circuit may take a probe, at most
+        ``longest``."""
+        probes = [b.retry_at for b in self._breakers.values() if b.state == "open"]
+        return min(longest, min(probes, default=now + longest) - now)
+
+    def record(self, cluster: str | None, error: BaseException | None) -> bool:
+        """How a request to the host of ``cluster`` went (``error`` None: a 2xx). An answer (2xx, or a
+        rejection) closes the circuit, a retryable :class:`UpstreamError` counts toward opening it;
+        anything else (shutdown, a bug) is not the host's. Logs each opening and closing; returns whether
+        the circuit changed state."""
+        breaker = self.of(cluster)
+        was = breaker.state
+        if error is None or isinstance(error, UpstreamRejectedError):
+            breaker.answered()
+        elif isinstance(error, UpstreamError):
+            breaker.failed()
+        if breaker.state == was:
+            return False
+        host = self._hosts.get(cluster, "")
+        if breaker.state == "closed":
+            log.info("sender: the Delivery API at %s answers again; delivery resumes", host)
+        elif was == "closed":
+            log.warning(
+                "sender: the Delivery API at %s keeps failing (%s); sending paused, one request tries it "
+                "every %.1f s at most",
+                host,
+                error,
+                min(self._max_open_s, OPEN_MAX_S),
+            )
+        return True

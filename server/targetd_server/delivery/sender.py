@@ -46,12 +46,12 @@ from google.protobuf.message import DecodeError
 from targetd.json_format import JsonMappingError
 from targetd.v1 import delivery_pb2
 from targetd_server.config import Settings
-from targetd_server.delivery.breaker import OPEN_MAX_S, Breaker
+from targetd_server.delivery.breaker import Breaker, Circuits
 from targetd_server.delivery.http import DeliveryApi, target_host
 from targetd_server.delivery.merge import MAX_MERGED, Encoder, Group, merge_key
 from targetd_server.delivery.policy import RetryPolicy
 from targetd_server.delivery.store import OutboxStore, Row, now_ms
-from targetd_server.errors import TargetdError, UpstreamError, UpstreamRejectedError
+from targetd_server.errors import TargetdError
 from targetd_server.ids import new_id
 from targetd_server.logs import Throttled, configure_logging
 
@@ -137,8 +137,9 @@ class Sender:
         self._retries: list[tuple[list[int], int, str]] = []
         self._quarantines: list[tuple[list[int], str]] = []
         self._defers: list[tuple[list[int], int]] = []
-        self._breakers: dict[str, Breaker] = {}  # per Delivery API host (see .breaker)
-        self._hosts: dict[str | None, str] = {}  # cluster -> host
+        self._circuits = Circuits(
+            lambda cluster: target_host(settings, cluster), max_open_s=settings.outbox_max_backoff
+        )
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
         self._flush_deadline = 0.0
@@ -174,7 +175,7 @@ class Sender:
             claimed = 0
             try:
                 self._settle()
-                limit = self._claim_limit()
+                limit = self._circuits.claim_limit(self._window - len(self._in_flight), self._batch)
                 if limit > 0:
                     claimed = self._claim(limit)
                     rate = claimed / max(SETTLE_S, now - last_claim)
@@ -197,7 +198,7 @@ class Sender:
             if self._stop.is_set() and not claimed and not self._in_flight:
                 break  # flushed: nothing due, nothing in flight
             if paused:  # every host's circuit is open: nothing is claimed until the next probe may go
-                await self._pause(self._until_probe())
+                await self._pause(max(SETTLE_S, self._circuits.until_probe(time.monotonic(), REPORT_S)))
             elif claimed >= min(self._batch, max(1, self._window - len(self._in_flight))):
                 await asyncio.sleep(SETTLE_S)  # more may be due: the next round soon
             else:
@@ -221,40 +222,13 @@ class Sender:
             self._store.checkpoint()
         self._set_state("stopped")
 
-    # ---------------------------------------------------------------------------- circuits
-
-    def _breaker(self, cluster: str | None) -> Breaker:
-        host = self._hosts.get(cluster)
-        if host is None:
-            host = self._hosts[cluster] = target_host(self._settings, cluster)
-        breaker = self._breakers.get(host)
-        if breaker is None:
-            breaker = self._breakers[host] = Breaker(max_open_s=self._settings.outbox_max_backoff)
-        return breaker
-
-    def _claim_limit(self) -> int:
-        """Rows to claim now: a batch (as the window allows) while some host's circuit is closed (or no
-        host is known yet); one row, the probe, when every circuit is open and one's period is over;
-        none while every circuit is open (or half-open)."""
-        free = self._window - len(self._in_flight)
-        if free <= 0:
-            return 0
-        breakers = self._breakers.values()
-        if not breakers or any(b.state == "closed" for b in breakers):
-            return min(self._batch, free)
-        return 1 if any(b.ready() for b in breakers) else 0
-
     def _paused(self) -> bool:
-        open_hosts = [host for host, b in self._breakers.items() if b.state != "closed"]
+        """Whether every host's circuit is open (nothing is claimed but probes); updates the report."""
+        open_hosts = self._circuits.open_hosts()
         if open_hosts != self.report.open_hosts:
             self.report.open_hosts = open_hosts
-            self.report.circuit_trips = sum(b.trips for b in self._breakers.values())
-        return bool(open_hosts) and len(open_hosts) == len(self._breakers)
-
-    def _until_probe(self) -> float:
-        """Seconds until the first circuit may take a probe (or REPORT_S, for the status line)."""
-        probes = [b.retry_at for b in self._breakers.values() if b.state == "open"]
-        return max(SETTLE_S, min(REPORT_S, min(probes, default=REPORT_S) - time.monotonic()))
+            self.report.circuit_trips = self._circuits.trips
+        return self._circuits.all_open()
 
     def _defer(self, group: Group, breaker: Breaker) -> None:
         """Rows for a host whose circuit is open: due again when it may be probed, no attempt counted."""
@@ -266,7 +240,7 @@ class Sender:
     def _claim(self, limit: int) -> int:
         rows = self._store.claim(limit, self._clock(), lease_ms=self._lease_ms)
         for group in self._groups(rows):
-            breaker = self._breaker(group.cluster)
+            breaker = self._circuits.of(group.cluster)
             if not breaker.allow():
                 self._defer(group, breaker)
                 continue
@@ -334,26 +308,7 @@ class Sender:
         self.report.delivered_notifications += len(group.request.notifications)
 
     def _answer(self, group: Group, exc: Exception | None) -> None:
-        """Tell the host's circuit how the request went: an answer (2xx or a rejection) closes it, a
-        retryable failure counts toward opening it; anything else (shutdown, a bug) is not the host's."""
-        breaker = self._breaker(group.cluster)
-        was = breaker.state
-        if exc is None or isinstance(exc, UpstreamRejectedError):
-            breaker.answered()
-        elif isinstance(exc, UpstreamError):
-            breaker.failed()
-        if breaker.state != was:
-            host = self._hosts.get(group.cluster, "")
-            if breaker.state == "closed":
-                log.info("sender: the Delivery API at %s answers again; delivery resumes", host)
-            elif was == "closed":
-                log.warning(
-                    "sender: the Delivery API at %s keeps failing (%s); sending paused, one request "
-                    "tries it every %.1f s at most",
-                    host,
-                    exc,
-                    min(self._settings.outbox_max_backoff, OPEN_MAX_S),
-                )
+        if self._circuits.record(group.cluster, exc):
             self._room.set()  # the loop's claim limit changed
 
     def _failed(self, group: Group, exc: Exception) -> None:
