@@ -43,31 +43,24 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:  # an unknown method: UNIMPLEMENTED, as for any caller
             return None
         message = "missing or wrong bearer token: send metadata 'authorization: Bearer <token>'"
-        if handler is not None and handler.response_streaming:
+        behaviour: Any
+        factory: Any
+        if handler.response_streaming:
 
             async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
                 yield  # pragma: no cover
 
-            return instrument(
-                grpc.unary_stream_rpc_method_handler(
-                    stream,
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                ),
-                method,
-                cache=False,
-            )
+            behaviour, factory = stream, grpc.unary_stream_rpc_method_handler
+        else:
 
-        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-        return instrument(
-            grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            ),
-            method,
-            cache=False,
+            behaviour, factory = unary, grpc.unary_unary_rpc_method_handler
+        rejecting = factory(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
         )
+        return instrument(rejecting, method, cache=False)  # counted as the call it refuses
