@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "main": BASE | {"service", "workers", "probe", "outbox_cli"},
 }
 # Packages whose public API is their __init__: other layers may not import their submodules.
-PACKAGES = {"engine", "artifacts", "delivery", "events", "calls", "service", "http_edge"}
+PACKAGES = {"engine", "artifacts", "delivery", "events", "calls", "service", "http_edge", "transport"}
 
 
 def _layer(path: Path) -> str:
