@@ -5,6 +5,8 @@ over a real outbox file against a Delivery API that fails and comes back (an in-
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 from pathlib import Path
 
 from targetd.v1 import delivery_pb2
@@ -240,6 +242,44 @@ async def test_a_failing_host_gets_one_probe_at_a_time_and_delivery_resumes(tmp_
         store.close()
     assert _attempts(path) == (0, 0)  # all acked
     assert any('"state":"paused"' in line for line in states)
+
+
+async def test_a_paused_sender_still_checkpoints_every_second(tmp_path: Path) -> None:
+    """The serving process's commits never checkpoint the WAL (they would stall its loop): the sender
+    does, every CHECKPOINT_S, also while every circuit is open and it waits (REPORT_S at a time) for
+    the next probe."""
+    path = tmp_path / "outbox.sqlite3"
+    _rows(path, 20)
+    api = FakeApi()
+    store = OutboxStore.open(path, autocheckpoint_pages=0)
+    calls_at_checkpoint: list[int] = []  # the requests made so far, at each checkpoint
+    real_checkpoint = store.checkpoint
+
+    def counted(*, give_back: bool = True) -> None:
+        calls_at_checkpoint.append(api.calls)
+        real_checkpoint(give_back=give_back)
+
+    store.checkpoint = counted  # type: ignore[method-assign]
+    settings = dataclasses.replace(_settings(), outbox_max_backoff=30.0)  # probes seconds apart
+    sender = Sender(settings, store, api, emit=lambda line: None)  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(sender.run())
+    try:
+
+        async def paused() -> bool:
+            return sender.report.state == "paused"
+
+        await eventually_async(paused)
+        seen = len(calls_at_checkpoint)
+
+        async def checkpointed_between_probes() -> bool:
+            later = calls_at_checkpoint[seen:]
+            return sender.report.state == "paused" and any(a == b for a, b in itertools.pairwise(later))
+
+        await eventually_async(checkpointed_between_probes, timeout=12)
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 10)
+        store.close()
 
 
 async def test_rejections_are_answers_and_never_open_the_circuit(tmp_path: Path) -> None:

@@ -24,6 +24,10 @@ def _notification(i: int) -> delivery_pb2.DeliveryRequest:
     return request
 
 
+def _bytes(path: Path) -> int:
+    return path.stat().st_size
+
+
 def _on_disk(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -163,6 +167,30 @@ async def test_status_reports_what_the_file_holds(tmp_path: Path) -> None:
     outbox.fill_status(status)
     assert (status.backlog, status.quarantined, status.stored, status.degraded) == (3, 1, 4, False)
     assert status.file_bytes > 0 and status.sender_state == "running"
+    outbox.close()
+
+
+async def test_commits_never_checkpoint_and_refresh_does_when_the_sender_has_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An automatic checkpoint would run inside a commit, on the serving loop (tens of ms): the serving
+    connection leaves the WAL to the sender, and refresh() checkpoints off the loop past a bound."""
+    import targetd_server.delivery.outbox as outbox_module
+
+    path = tmp_path / "outbox.sqlite3"
+    wal = Path(f"{path}-wal")
+    outbox = Outbox(path)
+    for i in range(3000):  # one-row commits, ~2 pages each: ~6,000 pages, past any automatic checkpoint
+        await outbox.enqueue(_notification(i), session_id="s", cluster=None)
+    # never restarted (and truncated to 1 MB) by a checkpoint along the way
+    assert _bytes(wal) > 5000 * 4096
+    monkeypatch.setattr(outbox_module, "WAL_CHECKPOINT_BYTES", 1024 * 1024)
+    await outbox.refresh()  # checkpoints (the next write restarts the WAL)
+    await outbox.enqueue(_notification(9999), session_id="s", cluster=None)
+    assert _on_disk(path) == 3001
+    with sqlite3.connect(path) as conn:
+        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and frames < 10, (frames, copied)  # the WAL restarted after refresh's checkpoint
     outbox.close()
 
 

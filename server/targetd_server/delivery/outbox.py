@@ -15,6 +15,10 @@ could not be stored — the decision is still served.
 The commit runs on the loop and never waits there: the connection has no busy timeout, so while the
 sender holds SQLite's write lock (its transactions are short) the group stays open and is tried again
 1 ms later, new calls joining it; after ``COMMIT_TIMEOUT`` seconds of that it is dropped (``storage_busy``).
+Nor does a commit ever checkpoint the WAL (``wal_autocheckpoint`` 0 on this connection: an automatic
+checkpoint copies up to thousands of pages and syncs: 20 to 45 ms on the loop, measured): the sender
+checkpoints every second, and :meth:`Outbox.refresh` checkpoints off the loop when the WAL passes
+``WAL_CHECKPOINT_BYTES`` (the sender down).
 
 Back-pressure, honest: a row is never stored past ``outbox_max_rows`` waiting rows (``outbox_full``);
 SQLITE_FULL (``disk_full``) and any other storage failure (``storage_error``) drop the group. Each drop is
@@ -59,6 +63,8 @@ BUSY_RETRY: Final = 0.001
 REOPEN_INTERVAL: Final = 1.0
 """Seconds between two tries to open an outbox file that could not be opened (or created)."""
 COUNT_INTERVAL: Final = 1.0
+WAL_CHECKPOINT_BYTES: Final = 64 * 1024 * 1024
+"""WAL size past which :meth:`Outbox.refresh` checkpoints (off the loop) because the sender has not."""
 """Seconds between two counts of the waiting rows (the sender deletes what it delivered)."""
 _LOG_INTERVAL: Final = 60.0
 
@@ -261,6 +267,10 @@ class Outbox:
             if self._reader is None:
                 self._reader = await asyncio.to_thread(OutboxStore.open, self.path)
             stats = await asyncio.to_thread(self._reader.stats, count_due=False)
+            if stats.wal_bytes > WAL_CHECKPOINT_BYTES:
+                # The sender checkpoints every second; a WAL this large means it has not for a while
+                # (it is down or restarting): checkpoint here, off the loop, never on a commit.
+                await asyncio.to_thread(self._reader.checkpoint, give_back=False)
         except sqlite3.Error as exc:
             log.debug("outbox: cannot read the outbox stats: %s", exc)
             return self.state

@@ -358,12 +358,15 @@ class OutboxStore:
             wal_bytes=_size(Path(f"{self.path}-wal")),
         )
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, give_back: bool = True) -> None:
         """Copy the WAL into the database (PASSIVE: never waits for, nor blocks, the serving process's
-        writes) so that the next write restarts the WAL (truncated to ``JOURNAL_SIZE_LIMIT``), and give
-        free pages back to the file system once there are more than ``VACUUM_FREE_PAGES``."""
+        writes) so that the next write restarts the WAL (truncated to ``JOURNAL_SIZE_LIMIT``), and, with
+        ``give_back``, give free pages back to the file system once there are more than
+        ``VACUUM_FREE_PAGES`` (a write transaction: the sender's job, not the serving process's)."""
         conn = self._conn
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if not give_back:
+            return
         free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
         if free > VACUUM_FREE_PAGES:
             conn.executescript("PRAGMA incremental_vacuum;")  # (execute() would free one page only)
@@ -472,9 +475,7 @@ def _migrate_v1(conn: sqlite3.Connection, schema: str) -> None:
     conn.execute(f"DROP TABLE {schema}.outbox_v1")
 
 
-def open_or_replace(
-    path: Path, *, busy_timeout_s: float = 0.0, autocheckpoint_pages: int = 4096
-) -> OutboxStore:
+def open_or_replace(path: Path, *, busy_timeout_s: float = 0.0, autocheckpoint_pages: int = 0) -> OutboxStore:
     """:meth:`OutboxStore.open` for the serving process at start: a file that is not a readable outbox
     (not a database, a failed ``quick_check``, a schema that cannot be migrated) is renamed
     ``<name>.corrupt-<UTC timestamp>`` (with its ``-wal`` and ``-shm``), logged as an error, and a fresh
