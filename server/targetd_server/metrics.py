@@ -4,8 +4,9 @@ Every layer records into the collectors defined here (so names stay consistent);
 (``settings.metrics_listen``, ``targetd_server.service.admin``) serves them at ``/metrics``. Recording is
 cheap (no string building per call): label children are resolved once and cached.
 
-The gRPC metrics carry the grpc-ecosystem (go-grpc-prometheus) names and labels; the gRPC layer's metrics
-interceptor records them for every RPC (``targetd_server.service.interceptors``).
+The gRPC metrics carry the grpc-ecosystem (go-grpc-prometheus) names and labels; the method handlers
+record them for every RPC (``targetd_server.service.rpc_metrics``) into plain numbers, added to the
+Prometheus children at each collection (:class:`RpcMetrics`).
 
 **Multiprocess mode** (``targetd serve --workers N``): the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
 before it starts the workers, so every collector here keeps its values in files there (prometheus-client's
@@ -29,8 +30,8 @@ from __future__ import annotations
 
 import os
 import platform
+from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
@@ -71,12 +72,30 @@ def process_gone(pid: int) -> None:
 
 
 def refresh_sampled() -> None:
-    """Set every :func:`sampled` gauge from its callback (a worker calls it every SAMPLE_SECONDS)."""
+    """Set every :func:`sampled` gauge from its callback and flush the gRPC metrics (a worker calls it
+    every SAMPLE_SECONDS, on its event loop)."""
     for target, read in list(_SAMPLED.values()):
         target.set(read())
+    flush_rpc_metrics()  # a worker's gRPC metrics reach its files every SAMPLE_SECONDS
 
 
 # -------------------------------------------------------------------------------- gRPC (grpc-ecosystem)
+
+
+class _FlushFirst:
+    """Registered in :data:`REGISTRY` before the gRPC collectors (a registry collects in registration
+    order), so that every collection (a scrape, ``get_sample_value``) first adds the gRPC metrics
+    recorded since the last one (see :class:`RpcMetrics`)."""
+
+    def collect(self) -> list[Any]:
+        flush_rpc_metrics()
+        return []
+
+    def describe(self) -> list[Any]:
+        return []
+
+
+REGISTRY.register(_FlushFirst())
 
 _GRPC_LABELS: Final = ("grpc_type", "grpc_service", "grpc_method")
 GRPC_STARTED: Final = Counter(
@@ -109,36 +128,103 @@ GRPC_SENT: Final = Counter(
 )
 
 
-@dataclass(slots=True)
+class _Tally:
+    """The increments of one counter child, kept as an int until :func:`flush_rpc_metrics` adds them."""
+
+    __slots__ = ("child", "count")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.count = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.count += amount
+
+    def flush(self) -> None:
+        count, self.count = self.count, 0
+        if count:
+            self.child.inc(count)
+
+
+class _Timings:
+    """The observations of one histogram child, kept as bucket counts and a sum until
+    :func:`flush_rpc_metrics` adds them (what ``Histogram.observe`` would have recorded, without its
+    locks and checks per call)."""
+
+    __slots__ = ("bounds", "child", "counts", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds: tuple[float, ...] = tuple(child._upper_bounds)  # ends with +Inf
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1  # the first bucket with seconds <= bound
+        self.total += seconds
+
+    def flush(self) -> None:
+        counts, self.counts = self.counts, [0] * len(self.bounds)
+        total, self.total = self.total, 0.0
+        if any(counts):
+            self.child._sum.inc(total)
+            for bucket, count in zip(self.child._buckets, counts, strict=True):
+                if count:
+                    bucket.inc(count)
+
+
 class RpcMetrics:
-    """The label children of one RPC method (see :func:`rpc_metrics`)."""
+    """The gRPC metrics of one RPC method (see :func:`rpc_metrics`): ``started``, ``received`` and ``sent``
+    (``.inc()``), ``seconds`` (``.observe(s)``) and :meth:`handled` (``.inc()``) record into plain
+    numbers (~0.1 µs each), added to the Prometheus children by :func:`flush_rpc_metrics` — at every
+    collection of :data:`REGISTRY` (a scrape) and every :data:`SAMPLE_SECONDS` in a worker.
 
-    labels: tuple[str, str, str]
-    started: Any
-    received: Any
-    sent: Any
-    seconds: Any
-    _handled: dict[str, Any] = field(default_factory=dict)
+    Loop affinity: recorded and flushed on the server's event loop thread (the admin server and the
+    sampling task run there too), so the plain numbers need no lock."""
 
-    def handled(self, code: str) -> Any:
-        """The ``grpc_server_handled_total`` child for status ``code`` (Go's name, e.g. ``OK``)."""
-        child = self._handled.get(code)
-        if child is None:
-            child = self._handled[code] = GRPC_HANDLED.labels(*self.labels, code)
-        return child
+    __slots__ = ("_handled", "labels", "received", "seconds", "sent", "started")
+
+    def __init__(self, labels: tuple[str, str, str]) -> None:
+        self.labels = labels
+        self.started = _Tally(GRPC_STARTED.labels(*labels))
+        self.received = _Tally(GRPC_RECEIVED.labels(*labels))
+        self.sent = _Tally(GRPC_SENT.labels(*labels))
+        self.seconds = _Timings(GRPC_SECONDS.labels(*labels))
+        self._handled: dict[str, _Tally] = {}
+
+    def handled(self, code: str) -> _Tally:
+        """The ``grpc_server_handled_total`` tally for status ``code`` (Go's name, e.g. ``OK``)."""
+        tally = self._handled.get(code)
+        if tally is None:
+            tally = self._handled[code] = _Tally(GRPC_HANDLED.labels(*self.labels, code))
+        return tally
+
+    def flush(self) -> None:
+        """Add what was recorded since the last flush to the Prometheus children."""
+        self.started.flush()
+        self.received.flush()
+        self.sent.flush()
+        self.seconds.flush()
+        for tally in list(self._handled.values()):
+            tally.flush()
 
 
-@lru_cache(maxsize=256)
+_RPC: Final[dict[tuple[str, str, str], RpcMetrics]] = {}  # bounded by the server's registered methods
+
+
 def rpc_metrics(grpc_type: str, service: str, method: str) -> RpcMetrics:
-    """The cached children of one method (the server's registered methods bound the cache)."""
+    """The metrics of one method, made once (the server's registered methods bound them)."""
     labels = (grpc_type, service, method)
-    return RpcMetrics(
-        labels,
-        GRPC_STARTED.labels(*labels),
-        GRPC_RECEIVED.labels(*labels),
-        GRPC_SENT.labels(*labels),
-        GRPC_SECONDS.labels(*labels),
-    )
+    rpc = _RPC.get(labels)
+    if rpc is None:
+        rpc = _RPC[labels] = RpcMetrics(labels)
+    return rpc
+
+
+def flush_rpc_metrics() -> None:
+    """Add every method's recorded gRPC metrics to the Prometheus children (see :class:`RpcMetrics`)."""
+    for rpc in list(_RPC.values()):
+        rpc.flush()
 
 
 # ---------------------------------------------------------------------------------------- targetd's own

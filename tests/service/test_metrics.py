@@ -188,3 +188,37 @@ async def test_admin_port_metrics_healthz_readyz_and_404(tmp_path: Path) -> None
     finally:
         await admin.stop()
         await running.stop()
+
+
+def test_recorded_rpc_metrics_reach_a_scrape_as_prometheus_would_record_them() -> None:
+    """The handlers record into plain numbers (``metrics.RpcMetrics``); a collection of the registry adds
+    them to the children, bucket by bucket, as ``Histogram.observe`` would have."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    rpc = metrics.rpc_metrics("unary", "test.Flush", "Observe")
+    observed = [0.00005, 0.0001, 0.0003, 0.004, 0.004, 0.7, 11.0, 0.0]
+    for seconds in observed:
+        rpc.started.inc()
+        rpc.seconds.observe(seconds)
+        rpc.handled("OK").inc()
+    rpc.handled("InvalidArgument").inc()
+    reference = Histogram(
+        "reference_seconds", "same buckets", buckets=metrics.GRPC_SECONDS._upper_bounds[:-1], registry=None
+    )
+    for seconds in observed:
+        reference.observe(seconds)
+    labels = {"grpc_type": "unary", "grpc_service": "test.Flush", "grpc_method": "Observe"}
+    text = generate_latest(metrics.REGISTRY).decode()  # a scrape flushes first
+    assert 'grpc_server_started_total{grpc_method="Observe"' in text
+    assert _value("grpc_server_started_total", **labels) == len(observed)
+    assert _value("grpc_server_handled_total", **labels, grpc_code="OK") == len(observed)
+    assert _value("grpc_server_handled_total", **labels, grpc_code="InvalidArgument") == 1
+    registry = CollectorRegistry()
+    registry.register(reference)
+    for bound in metrics.GRPC_SECONDS._upper_bounds:
+        le = "+Inf" if bound == float("inf") else str(bound)
+        expected = registry.get_sample_value("reference_seconds_bucket", {"le": le})
+        assert _value("grpc_server_handling_seconds_bucket", **labels, le=le) == expected, le
+    assert _value("grpc_server_handling_seconds_sum", **labels) == pytest.approx(sum(observed))
+    # nothing is counted twice: a second collection adds nothing new
+    assert _value("grpc_server_started_total", **labels) == len(observed)
