@@ -67,6 +67,19 @@ def test_create_target_cookie() -> None:
     assert create_target_cookie(None, None, now_ms=NOW_MS) is None
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["".join(map(chr, range(32, 127))), "abc-DEF_0.9!~*'()", "é ü", "x|y#z", "a\n", "0\u2028", "%41"],
+)
+def test_cookie_values_are_escaped_as_encode_uri_component(value: str) -> None:
+    # the values that need no escaping are passed through unchanged; every other is quote()'d
+    safe = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()")
+    expected = "".join(c if c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in value)
+    cookie = create_target_cookie(value, None, now_ms=NOW_MS)
+    assert cookie is not None
+    assert cookie.value == f"session#{expected}#{NOW_S + 1860}"
+
+
 def test_cookie_round_trip() -> None:
     cookie = create_target_cookie("a|b#c", "t.9_0", now_ms=NOW_MS)
     assert cookie is not None

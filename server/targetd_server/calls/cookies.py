@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,8 +54,12 @@ def _now_seconds(now_ms: int) -> int:
     return math.ceil(now_ms / 1000)
 
 
+_NOTHING_TO_ESCAPE = re.compile(r"[A-Za-z0-9\-_.!~*'()]*").fullmatch
+
+
 def _encode(text: str) -> str:
-    return quote(text, safe=_URI_COMPONENT_SAFE)
+    # ids (UUIDs, tntIds) never need escaping: ~0.2 µs for the check against ~5 µs for quote()
+    return text if _NOTHING_TO_ESCAPE(text) else quote(text, safe=_URI_COMPONENT_SAFE)
 
 
 @dataclass(frozen=True, slots=True)
