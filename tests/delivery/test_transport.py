@@ -24,11 +24,13 @@ from targetd_server.errors import NotReadyError, UpstreamError, UpstreamRejected
 from targetd_server.transport import (
     BodyTooLargeError,
     Environment,
+    Http1Client,
     HttpClient,
     TransportClosedError,
     cdn_base,
     read_capped,
 )
+from tests.support import eventually_async
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -348,3 +350,48 @@ async def test_geo_lookup_is_cached_and_failures_decide_without_geo() -> None:
         finally:
             await lookup.aclose()
         assert await lookup.lookup("5.5.5.5") is None  # closed: fails, never hangs
+
+
+async def test_http1_client_keeps_at_most_limit_requests_in_flight_and_cancelled_waiters_free_nothing() -> (
+    None
+):
+    active = peak = 0
+    release = asyncio.Event()
+
+    async def slow(request: web.BaseRequest) -> web.StreamResponse:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        try:
+            await release.wait()
+            return web.Response(text="ok")
+        finally:
+            active -= 1
+
+    async with serve(slow) as (address, seen):
+        client = Http1Client(limit=2)
+        key = Http1Client.origin(URL(f"http://{address}/"))
+        posts = [asyncio.ensure_future(client.post(key, "/x", b"{}", timeout=10)) for _ in range(5)]
+
+        async def two_arrived() -> bool:
+            return len(seen) == 2
+
+        await eventually_async(two_arrived)
+        posts[4].cancel()  # a waiter cancelled before it gets a slot
+        await asyncio.sleep(0)
+        assert len(seen) == 2 and active == 2  # the others still wait for a slot
+        release.set()
+        answers = await asyncio.gather(*posts[:4])
+        assert [status for status, _ in answers] == [200] * 4 and posts[4].cancelled()
+        assert peak == 2 and len(seen) == 4
+        # every slot came back: the limit's worth can run at once again
+        release.clear()
+        again = [asyncio.ensure_future(client.post(key, "/y", b"{}", timeout=10)) for _ in range(2)]
+
+        async def two_more() -> bool:
+            return len(seen) == 6
+
+        await eventually_async(two_more)
+        release.set()
+        await asyncio.gather(*again)
+        await client.aclose()
