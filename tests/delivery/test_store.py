@@ -9,7 +9,7 @@ from pathlib import Path
 from targetd.v1 import delivery_pb2
 from targetd_server.delivery import OutboxStore, open_or_replace
 from targetd_server.delivery.outbox_files import claim_outbox_path
-from targetd_server.delivery.store import JOURNAL_SIZE_LIMIT
+from targetd_server.delivery.store_schema import JOURNAL_SIZE_LIMIT
 
 T0 = 1_800_000_000_000
 

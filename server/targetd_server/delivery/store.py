@@ -43,7 +43,6 @@ Raises ``sqlite3.Error`` subclasses on storage failures (see :func:`is_disk_full
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 from targetd_server.delivery.outbox_files import orphan_files
+from targetd_server.delivery.store_schema import JOURNAL_SIZE_LIMIT, ensure_schema, move_aside, move_rows
 
 log = logging.getLogger("targetd.outbox")
 
@@ -67,38 +67,12 @@ __all__ = [
     "open_or_replace",
 ]
 
-SCHEMA_VERSION: Final = 2
 DEFAULT_LEASE_MS: Final = 30_000
 """How long a claimed row stays with its sender before it is due again (the sender died)."""
-JOURNAL_SIZE_LIMIT: Final = 1024 * 1024
-"""Bytes the WAL file is truncated back to after a checkpoint resets it."""
 VACUUM_FREE_PAGES: Final = 256
 """Free pages beyond which :meth:`OutboxStore.checkpoint` gives space back to the file system."""
 REASON_CHARS: Final = 500
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    created_ms INTEGER NOT NULL,
-    due_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    session_id TEXT,
-    cluster TEXT,
-    last_error TEXT,
-    payload BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_ms, id);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id INTEGER PRIMARY KEY,
-    created_ms INTEGER NOT NULL,
-    quarantined_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL,
-    session_id TEXT,
-    cluster TEXT,
-    reason TEXT NOT NULL,
-    payload BLOB NOT NULL
-);
-"""
 MAX_INSERT_ROWS: Final = 256
 """Rows of one INSERT statement (a group of more is several statements in one transaction)."""
 _INSERT_HEAD: Final = "INSERT INTO outbox (created_ms, due_ms, session_id, cluster, payload) VALUES "
@@ -205,7 +179,7 @@ class OutboxStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(path, busy_timeout_s)
         try:
-            _ensure_schema(conn)
+            ensure_schema(conn)
             conn.execute(f"PRAGMA wal_autocheckpoint={max(0, autocheckpoint_pages)}")
         except BaseException:
             conn.close()
@@ -380,7 +354,7 @@ class OutboxStore:
         for other, _fd in orphan_files(self.path):
             try:
                 OutboxStore.open(other).close()  # the current schema (migrated if need be)
-                count = _move_rows(self._conn, other)
+                count = move_rows(self._conn, other)
             except sqlite3.Error as exc:
                 log.warning("outbox: cannot adopt the rows of %s: %s", other, exc)
                 continue
@@ -388,37 +362,6 @@ class OutboxStore:
                 log.info("outbox: adopted %d rows of %s (its process is gone)", count, other)
             moved += count
         return moved
-
-
-_COLUMNS: Final = "created_ms, due_ms, attempts, session_id, cluster, last_error, payload"
-_QUARANTINE: Final = "created_ms, quarantined_ms, attempts, session_id, cluster, reason, payload"
-
-
-def _move_rows(conn: sqlite3.Connection, other: Path) -> int:
-    conn.execute("ATTACH DATABASE ? AS orphan", (str(other),))
-    try:
-        waiting = int(conn.execute("SELECT COUNT(*) FROM orphan.outbox").fetchone()[0])
-        quarantined = int(conn.execute("SELECT COUNT(*) FROM orphan.quarantine").fetchone()[0])
-        if waiting or quarantined:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    f"INSERT INTO main.outbox ({_COLUMNS}) SELECT {_COLUMNS} FROM orphan.outbox ORDER BY id"
-                )
-                conn.execute(
-                    f"INSERT INTO main.quarantine ({_QUARANTINE}) "
-                    f"SELECT {_QUARANTINE} FROM orphan.quarantine ORDER BY id"
-                )
-                conn.execute("DELETE FROM orphan.outbox")
-                conn.execute("DELETE FROM orphan.quarantine")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        return waiting + quarantined
-    finally:
-        conn.execute("DETACH DATABASE orphan")
 
 
 def _now_ms() -> int:
@@ -430,49 +373,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
-    """Create the current schema in ``schema`` (an attached database too), migrating the previous one."""
-    version = int(conn.execute(f"PRAGMA {schema}.user_version").fetchone()[0])
-    if version == SCHEMA_VERSION:
-        conn.execute(f"DROP INDEX IF EXISTS {schema}.outbox_created")  # (briefly in v2: a page a commit)
-        return
-    tables = {name for (name,) in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type='table'")}
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if "outbox" in tables and version < SCHEMA_VERSION:
-            conn.execute(f"ALTER TABLE {schema}.outbox RENAME TO outbox_v1")
-            conn.execute(f"DROP INDEX IF EXISTS {schema}.outbox_live")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement.replace("EXISTS ", f"EXISTS {schema}.", 1))
-        if "outbox" in tables and version < SCHEMA_VERSION:
-            _migrate_v1(conn, schema)
-        conn.execute(f"PRAGMA {schema}.user_version={SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _migrate_v1(conn: sqlite3.Connection, schema: str) -> None:
-    at = _now_ms()
-    conn.execute(
-        f"INSERT INTO {schema}.outbox ({_COLUMNS}) "
-        "SELECT created_ns / 1000000, created_ns / 1000000, attempts, session_id, cluster, last_error, "
-        f"payload FROM {schema}.outbox_v1 WHERE dead = 0 ORDER BY id"
-    )
-    conn.execute(
-        f"INSERT INTO {schema}.quarantine "
-        "(created_ms, quarantined_ms, attempts, session_id, cluster, reason, payload) "
-        f"SELECT created_ns / 1000000, ?, attempts, session_id, cluster, "
-        "COALESCE(last_error, 'rejected by the Delivery API'), payload "
-        f"FROM {schema}.outbox_v1 WHERE dead = 1",
-        (at,),
-    )
-    conn.execute(f"DROP TABLE {schema}.outbox_v1")
 
 
 def open_or_replace(path: Path, *, busy_timeout_s: float = 0.0, autocheckpoint_pages: int = 0) -> OutboxStore:
@@ -493,7 +393,7 @@ def open_or_replace(path: Path, *, busy_timeout_s: float = 0.0, autocheckpoint_p
     except sqlite3.DatabaseError as exc:
         if is_disk_full(exc):
             raise
-        aside = _move_aside(path)
+        aside = move_aside(path)
         log.error(
             "outbox: %s is not a readable outbox (%s); moved aside to %s, a fresh outbox is created "
             "(the rows in it are not sent; inspect or delete it)",
@@ -504,17 +404,3 @@ def open_or_replace(path: Path, *, busy_timeout_s: float = 0.0, autocheckpoint_p
         store = OutboxStore.open(path, busy_timeout_s=5.0, autocheckpoint_pages=autocheckpoint_pages)
     store._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
     return store
-
-
-def _move_aside(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while aside.exists():
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-        n += 1
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(f"{path}{suffix}")
-        if source.exists():
-            os.replace(source, Path(f"{aside}{suffix}"))
-    return aside
