@@ -84,8 +84,15 @@ def test_two_workers_answer_and_their_metrics_share_the_admin_port(
             return True
 
         eventually(both_serve_streams)
-        started = _samples(admin, "grpc_server_started_total")
-        assert started[""] >= 32  # 16 GetStatus + 16 SubscribeEvents, summed over the workers
+
+        def all_started_counted() -> bool:
+            # 16 GetStatus + 16 SubscribeEvents, summed over the workers; a worker adds its gRPC
+            # metrics to its files every second (metrics.RpcMetrics), so this may lag by that much
+            started = _samples(admin, "grpc_server_started_total")
+            assert started.get("", 0.0) >= 32, started
+            return True
+
+        eventually(all_started_counted)
         with urllib.request.urlopen(f"http://{admin}/readyz", timeout=5) as reply:
             assert reply.status == 200
     finally:

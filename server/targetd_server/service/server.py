@@ -248,6 +248,7 @@ async def serve(
     await running.stop()
     if sampler is not None:
         sampler.cancel()
+        metrics.flush_rpc_metrics()  # the worker's last second of gRPC metrics, into its files
     if admin is not None:
         await admin.stop()
     await asyncio.to_thread(tracing.shutdown_tracing)  # the spans still queued
