@@ -167,6 +167,8 @@ class _Timings:
         counts, self.counts = self.counts, [0] * len(self.bounds)
         total, self.total = self.total, 0.0
         if any(counts):
+            # prometheus-client's own fields (no public API adds a count to a bucket); the version is
+            # pinned in constraints.txt and tests/service/test_metrics.py compares the result with observe
             self.child._sum.inc(total)
             for bucket, count in zip(self.child._buckets, counts, strict=True):
                 if count:
