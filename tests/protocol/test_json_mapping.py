@@ -134,3 +134,47 @@ def test_parameter_numbers_and_booleans_become_javascript_strings(sent: Any, see
 def test_other_string_fields_still_refuse_numbers() -> None:
     with pytest.raises(JsonMappingError, match="expected a string, got a number"):
         parse_dict({"execute": {"mboxes": [{"name": 5}]}}, delivery_pb2.DeliveryRequest())
+
+
+def test_printing_covers_maps_repeated_scalars_nested_structs_and_empty_lists() -> None:
+    """The printer's per-type plans: a map of scalars, a map of Structs, repeated strings, nested messages,
+    and ``including_empty_repeated`` for the repeated fields that are absent."""
+    from google.protobuf import struct_pb2
+
+    from targetd.v1 import decisioning_service_pb2
+
+    attributes = decisioning_service_pb2.GetAttributesResponse()
+    struct = attributes.attributes["m"]
+    struct.update({"n": 2.0, "f": 1.5, "s": "x", "b": True, "l": [1.0, "y"], "o": {"k": None}})
+    assert message_to_dict(attributes) == {
+        "attributes": {"m": {"n": 2, "f": 1.5, "s": "x", "b": True, "l": [1, "y"], "o": {"k": None}}}
+    }
+    assert isinstance(struct, struct_pb2.Struct)
+    status = decisioning_service_pb2.OutboxStatus()
+    status.dropped["full"] = 3
+    assert message_to_dict(status)["dropped"] == {"full": 3}
+    order = delivery_pb2.DeliveryRequest()
+    order.execute.mboxes.add(name="m").order.purchased_product_ids.extend(["a", "b"])
+    printed = message_to_dict(order)
+    assert printed == {"execute": {"mboxes": [{"name": "m", "order": {"purchasedProductIds": ["a", "b"]}}]}}
+    assert isinstance(printed["execute"]["mboxes"][0]["order"]["purchasedProductIds"], list)
+    full = message_to_dict(order, including_empty_repeated=True)
+    assert full["notifications"] == []  # absent repeated field of the top message
+    mbox = full["execute"]["mboxes"][0]
+    assert mbox["order"]["purchasedProductIds"] == ["a", "b"]
+    assert "parameters" not in mbox  # maps are never printed empty
+    assert "prefetch" not in full  # absent messages stay absent
+
+
+def test_printing_refuses_enum_values_without_a_spelling_and_bytes() -> None:
+    """An enum number outside the spec (proto3 keeps unknown numbers) and a bytes field have no Delivery
+    API JSON: JsonMappingError naming the field, never a wrong value."""
+    from targetd.v1 import decisioning_service_pb2
+
+    request = delivery_pb2.DeliveryRequest()
+    request.context.channel = 99  # type: ignore[assignment]
+    with pytest.raises(JsonMappingError, match=r"targetd\.v1\.Context\.channel: enum value 99 has no JSON"):
+        message_to_dict(request)
+    subscribe = decisioning_service_pb2.Event(artifact_payload=b"{}")
+    with pytest.raises(JsonMappingError, match="artifact_payload: bytes fields have no Delivery API JSON"):
+        message_to_dict(subscribe)
