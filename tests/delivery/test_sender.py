@@ -280,3 +280,36 @@ def _delivered_rows(supervisor: SenderSupervisor, rows: int):  # type: ignore[no
         return supervisor.delivered_rows >= rows
 
     return check
+
+
+def test_merge_key_joins_rows_that_differ_only_in_notifications_telemetry_and_request_id() -> None:
+    from targetd_server.delivery.merge import merge_key
+    from targetd_server.delivery.store import Row
+
+    def key(payload: bytes, session: str | None = "s-1", cluster: str | None = None) -> bytes:
+        request = delivery_pb2.DeliveryRequest.FromString(payload)
+        return merge_key(Row(1, payload, session, cluster, 0, 0), request)[0]
+
+    base = _request("visitor-1", "n-1")
+    other = delivery_pb2.DeliveryRequest.FromString(_request("visitor-1", "n-2"))
+    other.telemetry.entries.add(request_id="t", execution=1.5)
+    assert key(base) == key(other.SerializeToString())  # notification, request id and telemetry differ
+    changed = []
+    for change in (
+        lambda r: setattr(r.id, "tnt_id", "visitor-2"),
+        lambda r: setattr(r.context.address, "url", "https://other.example/"),
+        lambda r: setattr(r.property, "token", "p"),
+        lambda r: setattr(r, "environment_id", 7),
+        lambda r: setattr(r, "impression_id", "i"),
+        lambda r: r.execute.mboxes.add(name="m"),
+    ):
+        request = delivery_pb2.DeliveryRequest.FromString(base)
+        change(request)
+        changed.append(key(request.SerializeToString()))
+    assert key(base) not in changed and len(set(changed)) == len(changed)
+    assert key(base, session="s-2") != key(base) and key(base, cluster="35") != key(base)
+    found, context = merge_key(Row(1, base, None, None, 0, 0), delivery_pb2.DeliveryRequest.FromString(base))
+    assert context == delivery_pb2.DeliveryRequest.FromString(base).context.SerializeToString(
+        deterministic=True
+    )
+    assert found != key(base)  # no session is not session "s-1"

@@ -395,3 +395,38 @@ async def test_http1_client_keeps_at_most_limit_requests_in_flight_and_cancelled
         release.set()
         await asyncio.gather(*again)
         await client.aclose()
+
+
+async def test_http1_client_times_out_the_answer_and_the_wait_for_a_slot_then_recovers() -> None:
+    """The request's one bound covers the answer (its timer closes that connection) and the wait for a
+    slot (nothing is sent); the slots and the pool are whole again afterwards."""
+    release = asyncio.Event()
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/slow":
+            await release.wait()
+        return web.Response(text=request.path)
+
+    async with serve(handler) as (address, seen):
+        client = Http1Client(limit=1)
+        key = Http1Client.origin(URL(f"http://{address}/"))
+        try:
+            with pytest.raises(TimeoutError):
+                await client.post(key, "/slow", b"{}", timeout=0.2)
+            assert [r.path for r in seen] == ["/slow"]
+            held = asyncio.ensure_future(client.post(key, "/slow", b"{}", timeout=10))
+
+            async def second_arrived() -> bool:
+                return len(seen) == 2
+
+            await eventually_async(second_arrived)
+            with pytest.raises(TimeoutError):  # the one slot is taken: never sent
+                await client.post(key, "/waits", b"{}", timeout=0.2)
+            assert len(seen) == 2
+            release.set()
+            assert await held == (200, b"/slow")
+            assert await client.post(key, "/after", b"{}", timeout=5) == (200, b"/after")
+            assert [r.path for r in seen] == ["/slow", "/slow", "/after"]
+        finally:
+            release.set()
+            await client.aclose()

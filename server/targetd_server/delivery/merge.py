@@ -31,22 +31,37 @@ class Group:
     request: delivery_pb2.DeliveryRequest
     session_id: str
     cluster: str | None
+    context_key: bytes | None = None
 
     @property
     def ids(self) -> list[int]:
         return [row.id for row in self.rows]
 
 
-def merge_key(row: Row, request: delivery_pb2.DeliveryRequest) -> bytes:
-    """Rows that may share one Delivery request: the same session, cluster, and request but for the
-    notifications, telemetry and request id."""
-    rest = delivery_pb2.DeliveryRequest()
-    rest.CopyFrom(request)
-    rest.ClearField("notifications")
-    rest.ClearField("telemetry")
-    rest.ClearField("request_id")
-    head = f"{row.session_id or ''}\x00{row.cluster or ''}\x00".encode()
-    return head + rest.SerializeToString(deterministic=True)
+_PER_ROW: Final = frozenset({"notifications", "telemetry", "request_id"})
+"""The fields that differ between rows that may share one Delivery request."""
+
+
+def merge_key(row: Row, request: delivery_pb2.DeliveryRequest) -> tuple[bytes, bytes | None]:
+    """Rows that may share one Delivery request have the same key: the same session, cluster, and request
+    but for the notifications, telemetry and request id. Returns ``(key, the context's serialised
+    bytes)`` (None without a context), the latter for :meth:`Encoder.body`, which would otherwise
+    serialise it again. Each field is serialised on its own (number, length, bytes): no trimmed copy."""
+    parts = [f"{row.session_id or ''}\x00{row.cluster or ''}\x00".encode()]
+    context = None
+    for field, value in request.ListFields():
+        name = field.name
+        if name in _PER_ROW:
+            continue
+        if field.message_type is not None:  # (no repeated message field but notifications)
+            data = value.SerializeToString(deterministic=True)
+            if name == "context":
+                context = data
+        else:
+            data = repr(value).encode()
+        parts.append(b"%d:%d:" % (field.number, len(data)))
+        parts.append(data)
+    return b"".join(parts), context
 
 
 class Encoder:
@@ -57,12 +72,15 @@ class Encoder:
     def __init__(self) -> None:
         self._contexts: OrderedDict[bytes, Any] = OrderedDict()
 
-    def body(self, request: delivery_pb2.DeliveryRequest) -> bytes:
-        """The JSON bytes; ``request`` loses its context (the caller is done with it). Raises
+    def body(self, request: delivery_pb2.DeliveryRequest, context_key: bytes | None = None) -> bytes:
+        """The JSON bytes; ``request`` loses its context (the caller is done with it). ``context_key``:
+        the context's deterministic serialisation when the caller has it (:func:`merge_key`). Raises
         JsonMappingError/ValueError/TypeError for content that cannot become JSON."""
         if not request.HasField("context"):
             return orjson.dumps(message_to_dict(request))
-        key = request.context.SerializeToString(deterministic=True)
+        key = (
+            context_key if context_key is not None else request.context.SerializeToString(deterministic=True)
+        )
         context = self._contexts.get(key)
         if context is None:
             context = message_to_dict(request.context)

@@ -258,20 +258,20 @@ class Sender:
             except (DecodeError, ValueError) as exc:
                 self._quarantine([row.id], "undecodable", f"undecodable row (not a DeliveryRequest): {exc}")
                 continue
-            key = merge_key(row, request)
+            key, context_key = merge_key(row, request)
             group = groups.get(key)
             if group is not None and len(group.rows) < MAX_MERGED:
                 group.rows.append(row)
                 group.request.notifications.extend(request.notifications)
                 group.request.telemetry.entries.extend(request.telemetry.entries)
                 continue
-            group = groups[key] = Group([row], request, row.session_id or new_id(), row.cluster)
+            group = groups[key] = Group([row], request, row.session_id or new_id(), row.cluster, context_key)
             out.append(group)
         return out
 
     async def _deliver(self, group: Group) -> None:
         try:
-            body = self._encoder.body(group.request)
+            body = self._encoder.body(group.request, group.context_key)
         except (JsonMappingError, ValueError, TypeError) as exc:
             await self._split(group, exc)
             return

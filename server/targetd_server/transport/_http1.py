@@ -86,6 +86,10 @@ class _Exchange(asyncio.Protocol):
         self.transport.write(data)
         return waiter
 
+    def expire(self) -> None:
+        """The answer did not come in time (the request's timer): the waiter raises ``TimeoutError``."""
+        self._fail(TimeoutError("no answer in time"))
+
     def _fail(self, exc: Exception) -> None:
         self.close()
         waiter, self.waiter = self.waiter, None
@@ -158,47 +162,68 @@ class Http1Client:
         (status, body). Raises as the class docstring says."""
         if self.closed:
             raise TransportClosedError("the HTTP client is closed")
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.limit)
-        async with asyncio.timeout(timeout):
-            async with self._slots:
-                exchange = await self._connection(key)
-                head = self._heads.get(key)
-                if head is None:
-                    host = key[1] if key[2] in (80, 443) else f"{key[1]}:{key[2]}"
-                    head = self._heads[key] = f"Host: {host}\r\n{self._headers}".encode("latin-1")
-                data = b"".join(
-                    (
-                        b"POST ",
-                        target.encode("latin-1"),
-                        b" HTTP/1.1\r\n",
-                        head,
-                        headers.encode("latin-1"),
-                        b"Content-Length: ",
-                        str(len(body)).encode(),
-                        b"\r\n\r\n",
-                        body,
-                    )
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = asyncio.Semaphore(self.limit)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # One timer per request, not an ``asyncio.timeout`` (~8 µs on uvloop, ~4% of the sender's CPU
+        # per notification): the slot and a new connection are bounded by ``asyncio.timeout_at`` only
+        # when they must be waited for; the answer by a timer on the exchange.
+        if slots.locked():
+            async with asyncio.timeout_at(deadline):
+                await slots.acquire()
+        else:
+            await slots.acquire()
+        try:
+            exchange = self._idle_connection(key)
+            if exchange is None:
+                async with asyncio.timeout_at(deadline):
+                    exchange = await self._connect(key)
+            head = self._heads.get(key)
+            if head is None:
+                host = key[1] if key[2] in (80, 443) else f"{key[1]}:{key[2]}"
+                head = self._heads[key] = f"Host: {host}\r\n{self._headers}".encode("latin-1")
+            data = b"".join(
+                (
+                    b"POST ",
+                    target.encode("latin-1"),
+                    b" HTTP/1.1\r\n",
+                    head,
+                    headers.encode("latin-1"),
+                    b"Content-Length: ",
+                    str(len(body)).encode(),
+                    b"\r\n\r\n",
+                    body,
                 )
-                try:
-                    answer = await exchange.send(data)
-                except BaseException:
-                    exchange.close()  # an answer may still come: this connection cannot be reused
-                    self._open.discard(exchange)
-                    raise
-                if exchange.usable and not self.closed:
-                    self._idle.setdefault(key, []).append(exchange)
-                else:
-                    self._open.discard(exchange)
-                return answer
+            )
+            timer = loop.call_at(deadline, exchange.expire)
+            try:
+                answer = await exchange.send(data)
+            except BaseException:
+                exchange.close()  # an answer may still come: this connection cannot be reused
+                self._open.discard(exchange)
+                raise
+            finally:
+                timer.cancel()
+            if exchange.usable and not self.closed:
+                self._idle.setdefault(key, []).append(exchange)
+            else:
+                self._open.discard(exchange)
+            return answer
+        finally:
+            slots.release()
 
-    async def _connection(self, key: tuple[str, str, int]) -> _Exchange:
+    def _idle_connection(self, key: tuple[str, str, int]) -> _Exchange | None:
         idle = self._idle.get(key)
         while idle:
             exchange = idle.pop()
             if exchange.usable:
                 return exchange
             self._open.discard(exchange)
+        return None
+
+    async def _connect(self, key: tuple[str, str, int]) -> _Exchange:
         loop = asyncio.get_running_loop()
         scheme, host, port = key
         context = (self._env or environment()).ssl_context() if scheme == "https" else None
