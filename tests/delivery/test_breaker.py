@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
+import sqlite3
 from pathlib import Path
 
 from targetd.v1 import delivery_pb2
 from targetd_server.config import Settings
 from targetd_server.delivery.breaker import OPEN_BASE_S, TRIP_FAILURES, Breaker, Circuits
 from targetd_server.delivery.sender import Sender
-from targetd_server.delivery.store import OutboxStore, now_ms
+from targetd_server.delivery.store import OutboxStore, Row, now_ms
 from targetd_server.errors import UpstreamError, UpstreamRejectedError
 from tests.support import eventually_async
 
@@ -222,7 +224,7 @@ async def test_a_failing_host_gets_one_probe_at_a_time_and_delivery_resumes(tmp_
 
         await eventually_async(probed)
         assert api.peak_while_paused == 1  # one probe at a time, not the window of 8
-        sender._settle()  # (the loop's batched writes: flushed here to read the file)
+        sender._write_round(0)  # (the loop's batched writes: flushed here to read the file)
         waiting, attempts = _attempts(path)
         assert waiting == 200
         assert attempts == api.failed  # rows not sent (deferred) are not charged an attempt
@@ -302,3 +304,39 @@ async def test_rejections_are_answers_and_never_open_the_circuit(tmp_path: Path)
         sender.stop()
         await asyncio.wait_for(task, 10)
         store.close()
+
+
+async def test_a_round_that_fails_to_write_forgets_nothing_and_claims_nothing(tmp_path: Path) -> None:
+    """The sender's round is one transaction (acks, then the next claim): a storage error in the claim
+    rolls the acks back too, and they are written by the next round; no row is lost or sent twice."""
+    path = tmp_path / "outbox.sqlite3"
+    _rows(path, 40)
+    api = FakeApi()
+    api.up = True
+    store = OutboxStore.open(path, autocheckpoint_pages=0)
+    real_claim = store.claim
+    failures = 0
+
+    def claim(limit: int, now: int, *, lease_ms: int = 30_000) -> list[Row]:
+        nonlocal failures
+        if api.delivered and failures < 3:  # once requests have been acked in memory
+            failures += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_claim(limit, now, lease_ms=lease_ms)
+
+    store.claim = claim  # type: ignore[method-assign,assignment]
+    sender = Sender(_settings(), store, api, emit=lambda line: None)  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(sender.run())
+    try:
+
+        async def all_delivered() -> bool:
+            return len(api.delivered) == 40 and failures == 3 and _attempts(path) == (0, 0)
+
+        await eventually_async(all_delivered, timeout=30)
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 10)
+        store.close()
+    ids = [json.loads(body)["notifications"][0]["id"] for body in api.delivered]
+    assert sorted(ids) == sorted(f"n-{i}" for i in range(40))  # each once: none lost, none re-sent
+    assert "outbox storage: database or disk is full" in sender.report.last_error

@@ -167,3 +167,27 @@ def test_a_file_with_corrupt_pages_fails_its_check_and_is_moved_aside(tmp_path: 
     assert fresh.count() == 0  # a fresh outbox: the service starts
     fresh.close()
     assert len(list(tmp_path.glob("outbox.sqlite3.corrupt-*"))) == 1
+
+
+def test_a_transaction_writes_all_or_nothing_and_quarantine_joins_it(tmp_path: Path) -> None:
+    store = OutboxStore.open(tmp_path / "outbox.sqlite3")
+    store.insert(_rows(6))
+    rows = store.claim(6, T0, lease_ms=1000)
+    try:
+        with store.transaction():
+            store.ack([rows[0].id])
+            store.quarantine([rows[1].id], "bad")  # its own transaction joins this one
+            raise sqlite3.OperationalError("disk I/O error")  # (as a failing statement would)
+    except sqlite3.OperationalError:
+        pass
+    assert (store.stats(T0).backlog, store.stats(T0).quarantined) == (6, 0)  # nothing of it was written
+    with store.transaction():
+        store.ack([rows[0].id])
+        store.quarantine([rows[1].id], "bad")
+        store.retry([rows[2].id], T0 + 5000, "503")
+        claimed = store.claim(10, T0 + 1000, lease_ms=1000)
+    assert [r.request for r in claimed] == [b"payload-3", b"payload-4", b"payload-5"]
+    stats = store.stats(T0 + 1000)
+    assert (stats.backlog, stats.quarantined) == (4, 1)
+    assert not store._conn.in_transaction
+    store.close()

@@ -14,8 +14,9 @@ mapped to Delivery API JSON and POSTed with up to ``outbox_concurrency`` request
 (:meth:`DeliveryApi.notify`: keep-alive HTTP/1.1 on :class:`~targetd_server.transport.Http1Client`).
 Delivered rows are deleted; failed ones follow :mod:`.policy` (retry later, or quarantine — never
 deleted); a row that does not decode, or cannot become Delivery API JSON, is quarantined with the reason
-at once and never blocks the rows behind it. The store is written in batches (acks and the next claim
-once per ``SETTLE_S``) so that the serving process's group commits rarely wait for the write lock.
+at once and never blocks the rows behind it. The store is written in rounds (at most once per
+``SETTLE_S``): one write transaction holds what the finished requests decided and the next claim, so
+that the serving process's group commits rarely meet SQLite's write lock.
 
 Shutdown: on SIGTERM the sender keeps delivering what is due for ``outbox_flush_timeout`` seconds, then
 stops; rows still in flight are made due again at once, the rest stays on disk for the next start.
@@ -66,7 +67,7 @@ ROUND_S: Final = 0.02
 ROUND_ROWS: Final = 32
 """While requests are in flight and the last claim was not a full batch, the next round (acks written,
 rows claimed) comes when about ``ROUND_ROWS`` rows will be due at the rate of the last claim: between
-``SETTLE_S`` and ``ROUND_S`` later. Each round is two short write transactions, which the serving
+``SETTLE_S`` and ``ROUND_S`` later. Each round is one short write transaction, which the serving
 process's commits may have to wait for: a sender trickling a few hundred rows a second takes the lock
 ~50 times a second, not 200 (at c=1: ~1/3 less sender CPU per notification); at thousands a second the
 rounds stay ~5 ms apart, so the window keeps filling. A notification waits at most ``ROUND_S`` longer."""
@@ -174,10 +175,10 @@ class Sender:
                 self._emit(self.report.line())
             claimed = 0
             try:
-                self._settle()
                 limit = self._circuits.claim_limit(self._window - len(self._in_flight), self._batch)
-                if limit > 0:
-                    claimed = self._claim(limit)
+                rows = self._write_round(limit)
+                if rows is not None:
+                    claimed = self._start(rows)
                     rate = claimed / max(SETTLE_S, now - last_claim)
                     last_claim = now
                     round_s = min(ROUND_S, max(SETTLE_S, ROUND_ROWS / rate if rate else ROUND_S))
@@ -218,7 +219,7 @@ class Sender:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         with contextlib.suppress(sqlite3.Error):
-            self._settle()
+            self._write_round(0)
             self._store.checkpoint()
         self._set_state("stopped")
 
@@ -237,8 +238,30 @@ class Sender:
 
     # ---------------------------------------------------------------------------- one round
 
-    def _claim(self, limit: int) -> int:
-        rows = self._store.claim(limit, self._clock(), lease_ms=self._lease_ms)
+    def _write_round(self, limit: int) -> list[Row] | None:
+        """One write transaction (SQLite's write lock taken once, not once per statement: the serving
+        process's commits meet it less often): what the finished requests decided, then up to ``limit``
+        rows claimed (None: ``limit`` 0). Nothing is forgotten before the commit: on a storage error
+        the decisions stay for the next round and no row is claimed."""
+        if limit <= 0 and not (self._acks or self._retries or self._quarantines or self._defers):
+            return None
+        store = self._store
+        with store.transaction():
+            if self._acks:
+                store.ack(self._acks)
+            for ids, next_at, error in self._retries:
+                store.retry(ids, next_at, error)
+            for ids, reason in self._quarantines:
+                store.quarantine(ids, reason)
+            for ids, due in self._defers:
+                store.retry(ids, due, None)
+            rows = store.claim(limit, self._clock(), lease_ms=self._lease_ms) if limit > 0 else None
+        self._acks, self._retries, self._quarantines, self._defers = [], [], [], []
+        return rows
+
+    def _start(self, rows: list[Row]) -> int:
+        """Send the claimed ``rows``: merged into groups, one task per request (or deferred while their
+        host's circuit is open); returns how many rows."""
         for group in self._groups(rows):
             breaker = self._circuits.of(group.cluster)
             if not breaker.allow():
@@ -338,25 +361,6 @@ class Sender:
         self._quarantines.append((ids, reason))
         self.report.quarantined[kind] = self.report.quarantined.get(kind, 0) + len(ids)
         throttled.warning(f"quarantine-{kind}", f"sender: {len(ids)} rows quarantined ({kind}): {reason}")
-
-    def _settle(self) -> None:
-        """Write what the finished requests decided: acks, retries, quarantines (batched). On a storage
-        error what was not written is kept for the next try."""
-        if self._acks:
-            self._store.ack(self._acks)
-            self._acks = []
-        while self._retries:
-            ids, next_at, error = self._retries[0]
-            self._store.retry(ids, next_at, error)
-            self._retries.pop(0)
-        while self._quarantines:
-            ids, reason = self._quarantines[0]
-            self._store.quarantine(ids, reason)
-            self._quarantines.pop(0)
-        while self._defers:
-            ids, due = self._defers[0]
-            self._store.retry(ids, due, None)
-            self._defers.pop(0)
 
 
 # -------------------------------------------------------------------------------- the process

@@ -42,10 +42,11 @@ Raises ``sqlite3.Error`` subclasses on storage failures (see :func:`is_disk_full
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -253,8 +254,7 @@ class OutboxStore:
         ids_json = _ids_json(ids)
         at = now_ms if now_ms is not None else _now_ms()
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             conn.execute(
                 "INSERT INTO quarantine "
                 "(created_ms, quarantined_ms, attempts, session_id, cluster, reason, payload) "
@@ -262,13 +262,25 @@ class OutboxStore:
                 f"WHERE id IN ({_IDS})",
                 (at, reason[:REASON_CHARS], ids_json),
             )
-            moved = conn.execute(f"DELETE FROM outbox WHERE id IN ({_IDS})", (ids_json,)).rowcount
+            return conn.execute(f"DELETE FROM outbox WHERE id IN ({_IDS})", (ids_json,)).rowcount
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The writes of the block as one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back when
+        the block or the commit raises); inside one already open, the block joins it. SQLite's write lock
+        is taken once for the block, not once per statement."""
+        conn = self._conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return moved
 
     # ------------------------------------------------------------------------------------ quarantine
 
