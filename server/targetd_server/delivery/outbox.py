@@ -6,7 +6,8 @@ Group commit: :meth:`Outbox.enqueue` appends the row to the open group and retur
 With ``outbox_commit_window`` 0 (the default) the first row of a loop turn is committed at once (no call
 of an earlier turn waits to share it, and the caller's await then costs no extra turn of the loop: at c=1
 every call is this case) and the calls later in the same turn share one group committed at the end of it
-(many rows under load, no added wait); with a window, the group is committed after
+(no added wait; under grpc.aio each call starts in a turn of its own, so groups are ~1 row: see
+docs/remote.md for the window's measured trade-off); with a window, the group is committed after
 ``outbox_commit_window`` ms. Either way a group is committed at once when it holds ``outbox_commit_rows``
 rows. The RPC awaits the future, so "stored before the reply" holds: the future is
 True once the rows are committed (they survive a SIGKILL: WAL, ``synchronous=NORMAL``), False when they
