@@ -57,11 +57,13 @@ def payloads(visitors: int) -> list[bytes]:
     return out
 
 
-def numbered(template: bytes, n: int) -> bytes:
+def numbered(template: bytes, n: int, run: str) -> bytes:
+    """``template`` with request and notification ids unique to row ``n`` of the run ``run`` (the stand-in
+    counts distinct notification ids: the rates of one invocation must not share any)."""
     request = delivery_pb2.DeliveryRequest.FromString(template)
-    request.request_id = f"req-{n}"
+    request.request_id = f"req-{run}-{n}"
     for note in request.notifications:
-        note.id = f"note-{n}"
+        note.id = f"note-{run}-{n}"
     return request.SerializeToString()
 
 
@@ -75,6 +77,7 @@ def run_rate(
     stub: ServerProcess, templates: list[bytes], rate: int, duration: float, tmp: Path
 ) -> dict[str, Any]:
     path = tmp / f"outbox-{rate}.sqlite3"
+    run = f"{rate}-{time.time_ns()}"  # (ids unique across the runs of one stand-in)
     store = OutboxStore.open(path, autocheckpoint_pages=0)
     settings = Settings(
         client=cases.CLIENT,
@@ -108,7 +111,7 @@ def run_rate(
             at = now_ms()
             rows = [
                 (at, f"session-{(produced + i) % len(templates)}", None,
-                 numbered(templates[(produced + i) % len(templates)], produced + i))
+                 numbered(templates[(produced + i) % len(templates)], produced + i, run))
                 for i in range(due)
             ]  # fmt: skip
             store.insert(rows)
