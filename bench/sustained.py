@@ -34,7 +34,7 @@ from procs import ServerProcess, cpu_seconds
 from targetd.json_format import parse_dict
 from targetd.v1 import delivery_pb2
 from targetd_server.config import Settings
-from targetd_server.delivery.sender import settings_line
+from targetd_server.delivery.sender_protocol import settings_line
 from targetd_server.delivery.store import OutboxStore, now_ms
 from targetd_server.engine import build_notification_request, compile_artifact, decide
 

@@ -18,7 +18,7 @@ import pytest
 from targetd.v1 import delivery_pb2
 from targetd_server.config import Settings
 from targetd_server.delivery.outbox_files import claim_outbox_path
-from targetd_server.delivery.sender import settings_line
+from targetd_server.delivery.sender_protocol import settings_line
 from targetd_server.delivery.store import OutboxStore, now_ms
 from targetd_server.delivery.supervisor import SenderSupervisor
 from tests.delivery.support import CLIENT, ORG, EdgeProcess

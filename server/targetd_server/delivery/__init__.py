@@ -5,7 +5,8 @@ the durable outbox. No decision logic lives here and nothing here imports the ap
 Parts: ``http`` (the Delivery API client: host selection, headers, errors), ``geo`` (cached IP lookups),
 ``store`` (the SQLite outbox file: rows, quarantine, the sender-side claim/ack/retry API), ``outbox``
 (the serving side: group commit, drops), ``outbox_files`` (one file per live process, adoption of the
-files of gone ones), ``sender`` (the sender process: claims, merges, POSTs, acks), ``policy`` (its retry
+files of gone ones), ``sender`` (the sender process: claims, merges, POSTs, acks), ``sender_protocol``
+(the settings and status lines between the two processes), ``policy`` (its retry
 rules per status class), ``supervisor`` (the serving process starts, watches and restarts the sender).
 """
 

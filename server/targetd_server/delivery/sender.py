@@ -5,7 +5,7 @@ the serving event loop nor takes its GIL.
 ``python -m targetd_server.delivery.sender OUTBOX_FILE`` reads the settings (one JSON object line) from
 stdin, then runs on its own event loop (uvloop when installed) until SIGTERM, SIGINT or the end of stdin
 (the serving process is gone); it writes one JSON status line to stdout every ``REPORT_S`` seconds and at
-each change of state (see :class:`SenderReport`). Logs go to stderr, as the server's.
+each change of state (:mod:`.sender_protocol`: both lines' format). Logs go to stderr, as the server's.
 
 One round: the rows due are claimed from the store (:class:`~targetd_server.delivery.store.OutboxStore`,
 leased: a killed sender's rows come back), merged per visitor and context (the same session, cluster and
@@ -28,18 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
-import os
 import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import uvloop
 from google.protobuf.message import DecodeError
@@ -51,6 +47,7 @@ from targetd_server.delivery.breaker import Breaker, Circuits
 from targetd_server.delivery.http import DeliveryApi, target_host
 from targetd_server.delivery.merge import MAX_MERGED, Encoder, Group, merge_key
 from targetd_server.delivery.policy import RetryPolicy
+from targetd_server.delivery.sender_protocol import SenderReport, read_settings
 from targetd_server.delivery.store import OutboxStore, Row, now_ms
 from targetd_server.errors import TargetdError
 from targetd_server.ids import new_id
@@ -59,7 +56,7 @@ from targetd_server.logs import Throttled, configure_logging
 log = logging.getLogger("targetd.sender")
 throttled = Throttled(log)
 
-__all__ = ["Sender", "SenderReport", "main"]
+__all__ = ["Sender", "main"]
 
 SETTLE_S: Final = 0.005
 """The sender writes its acks and claims the next rows at most this often (batched store writes)."""
@@ -82,27 +79,6 @@ LEASE_SLACK_S: Final = 5.0
 """A claimed row comes back (its sender died) 2 x ``timeout`` + this many seconds after the claim."""
 STORE_BACKOFF_S: Final = 1.0
 """Wait after a storage failure (disk full, locked) before the next claim."""
-
-
-@dataclass(slots=True)
-class SenderReport:
-    """What the sender tells the serving process (one JSON line each ``REPORT_S``): cumulative counters
-    since this sender process started."""
-
-    pid: int = field(default_factory=os.getpid)
-    state: str = "running"
-    delivered_rows: int = 0
-    delivered_notifications: int = 0
-    requests: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    quarantined: dict[str, int] = field(default_factory=dict)
-    in_flight: int = 0
-    open_hosts: list[str] = field(default_factory=list)
-    circuit_trips: int = 0
-    last_error: str = ""
-
-    def line(self) -> bytes:
-        return (json.dumps(dataclasses.asdict(self), separators=(",", ":")) + "\n").encode()
 
 
 class Sender:
@@ -368,11 +344,6 @@ class Sender:
 # -------------------------------------------------------------------------------- the process
 
 
-def settings_line(settings: Settings) -> bytes:
-    """The settings as the JSON line the sender process reads from stdin."""
-    return (json.dumps(dataclasses.asdict(settings)) + "\n").encode()
-
-
 async def _serve(path: Path, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     out = sys.stdout.buffer
@@ -409,8 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m targetd_server.delivery.sender OUTBOX_FILE < settings.json", file=sys.stderr)
         return 2
-    data: dict[str, Any] = json.loads(sys.stdin.buffer.readline())
-    settings = Settings(**data)
+    settings = read_settings(sys.stdin.buffer.readline())
     configure_logging(settings.log_level, settings.log_format)
     uvloop.run(_serve(Path(args[0]), settings))
     return 0

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from targetd_server.config import Settings
 from targetd_server.delivery import outbox_metrics as metrics
-from targetd_server.delivery.sender import settings_line
+from targetd_server.delivery.sender_protocol import settings_line
 
 log = logging.getLogger("targetd.sender")
 
