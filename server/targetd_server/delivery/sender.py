@@ -67,9 +67,9 @@ rows claimed) comes when about ``ROUND_ROWS`` rows will be due at the rate of th
 ``SETTLE_S`` and ``ROUND_S`` later. Each round is one short write transaction, which the serving
 process's commits may have to wait for: a sender trickling a few hundred rows a second takes the lock
 ~20 times a second, not 200; at thousands a second the rounds stay ~5 ms apart, so the window keeps
-filling. A notification waits at most ``ROUND_S`` longer. Measured (``bench/sustained.py``, 15 s): 50 ms
-rather than 20 ms costs 20% less sender CPU per notification at 400/s (280-293 against 350-375 µs) and
-10% less at 800/s."""
+filling. A notification waits at most ``ROUND_S`` longer. Measured (``bench/sustained.py``, 15 s): with
+50 ms rather than 20 ms the sender uses 20% less CPU per notification at 400/s (280-293 against 350-375
+µs) and 10% less at 800/s."""
 IDLE_POLL_S: Final = 0.05
 """How often an idle sender looks for new rows (the serving process commits them)."""
 REPORT_S: Final = 1.0
