@@ -46,14 +46,20 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Final, NamedTuple
 
 from targetd_server.delivery.outbox_files import orphan_files
-from targetd_server.delivery.store_schema import JOURNAL_SIZE_LIMIT, ensure_schema, move_aside, move_rows
+from targetd_server.delivery.store_schema import (
+    JOURNAL_SIZE_LIMIT,
+    ensure_schema,
+    move_aside,
+    move_rows,
+    write_transaction,
+)
 
 log = logging.getLogger("targetd.outbox")
 
@@ -201,17 +207,11 @@ class OutboxStore:
         if len(rows) <= MAX_INSERT_ROWS:  # one statement: its own transaction, no BEGIN/COMMIT round trips
             conn.execute(_insert_sql(len(rows)), [v for r in rows for v in (r[0], r[0], r[1], r[2], r[3])])
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             for start in range(0, len(rows), MAX_INSERT_ROWS):
                 chunk = rows[start : start + MAX_INSERT_ROWS]
                 values = [v for r in chunk for v in (r[0], r[0], r[1], r[2], r[3])]
                 conn.execute(_insert_sql(len(chunk)), values)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     def count(self) -> int:
         """Rows waiting (claimed or not); O(rows) but index-only."""
@@ -264,23 +264,10 @@ class OutboxStore:
             )
             return conn.execute(f"DELETE FROM outbox WHERE id IN ({_IDS})", (ids_json,)).rowcount
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """The writes of the block as one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back when
-        the block or the commit raises); inside one already open, the block joins it. SQLite's write lock
-        is taken once for the block, not once per statement."""
-        conn = self._conn
-        if conn.in_transaction:
-            yield
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """The writes of the block as one transaction (see :func:`write_transaction`): SQLite's write lock
+        taken once for the block; inside one already open, the block joins it."""
+        return write_transaction(self._conn)
 
     # ------------------------------------------------------------------------------------ quarantine
 
@@ -304,21 +291,14 @@ class OutboxStore:
         at = now_ms if now_ms is not None else _now_ms()
         where, params = ("", ()) if ids is None else (f" WHERE id IN ({_IDS})", (_ids_json(ids),))
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             conn.execute(
                 "INSERT INTO outbox (created_ms, due_ms, attempts, session_id, cluster, last_error, payload) "
                 f"SELECT created_ms, ?, 0, session_id, cluster, reason, payload FROM quarantine{where} "
                 "ORDER BY id",
                 (at, *params),
             )
-            moved = conn.execute(f"DELETE FROM quarantine{where}", params).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return moved
+            return conn.execute(f"DELETE FROM quarantine{where}", params).rowcount
 
     # ------------------------------------------------------------------------------------ upkeep
 

@@ -1,19 +1,29 @@
 """The outbox file's schema and its moves: creating the current schema (``PRAGMA user_version``
 2), migrating a file of the previous one, moving the rows of an orphaned file into this one, and moving a
-file that is not an outbox aside. Used by :mod:`.store` only; see its docstring for the schema.
+file that is not an outbox aside; and the one write transaction every multi-statement write uses
+(:func:`write_transaction`). Used by :mod:`.store` only; see its docstring for the schema.
 
 Thread affinity: the functions use the connection they are given, from its thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-__all__ = ["JOURNAL_SIZE_LIMIT", "SCHEMA_VERSION", "ensure_schema", "move_aside", "move_rows"]
+__all__ = [
+    "JOURNAL_SIZE_LIMIT",
+    "SCHEMA_VERSION",
+    "ensure_schema",
+    "move_aside",
+    "move_rows",
+    "write_transaction",
+]
 
 SCHEMA_VERSION: Final = 2
 JOURNAL_SIZE_LIMIT: Final = 1024 * 1024
@@ -45,14 +55,31 @@ _COLUMNS: Final = "created_ms, due_ms, attempts, session_id, cluster, last_error
 _QUARANTINE: Final = "created_ms, quarantined_ms, attempts, session_id, cluster, reason, payload"
 
 
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """The writes of the block as one transaction on ``conn`` (autocommit mode): ``BEGIN IMMEDIATE`` …
+    ``COMMIT``, rolled back when the block or the commit raises; inside a transaction already open, the
+    block joins it. SQLite's write lock is taken once for the block, not once per statement."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def move_rows(conn: sqlite3.Connection, other: Path) -> int:
     conn.execute("ATTACH DATABASE ? AS orphan", (str(other),))
     try:
         waiting = int(conn.execute("SELECT COUNT(*) FROM orphan.outbox").fetchone()[0])
         quarantined = int(conn.execute("SELECT COUNT(*) FROM orphan.quarantine").fetchone()[0])
         if waiting or quarantined:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn):
                 conn.execute(
                     f"INSERT INTO main.outbox ({_COLUMNS}) SELECT {_COLUMNS} FROM orphan.outbox ORDER BY id"
                 )
@@ -62,11 +89,6 @@ def move_rows(conn: sqlite3.Connection, other: Path) -> int:
                 )
                 conn.execute("DELETE FROM orphan.outbox")
                 conn.execute("DELETE FROM orphan.quarantine")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         return waiting + quarantined
     finally:
         conn.execute("DETACH DATABASE orphan")
@@ -79,8 +101,7 @@ def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
         conn.execute(f"DROP INDEX IF EXISTS {schema}.outbox_created")  # (briefly in v2: a page a commit)
         return
     tables = {name for (name,) in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type='table'")}
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         if "outbox" in tables and version < SCHEMA_VERSION:
             conn.execute(f"ALTER TABLE {schema}.outbox RENAME TO outbox_v1")
             conn.execute(f"DROP INDEX IF EXISTS {schema}.outbox_live")
@@ -90,11 +111,6 @@ def ensure_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
         if "outbox" in tables and version < SCHEMA_VERSION:
             _migrate_v1(conn, schema)
         conn.execute(f"PRAGMA {schema}.user_version={SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _migrate_v1(conn: sqlite3.Connection, schema: str) -> None:
