@@ -4,7 +4,9 @@ Delivery API client and the geo lookup, against real aiohttp servers on loopback
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp import web
 from yarl import URL
 
@@ -430,3 +433,56 @@ async def test_http1_client_times_out_the_answer_and_the_wait_for_a_slot_then_re
         finally:
             release.set()
             await client.aclose()
+
+
+def test_http1_client_on_uvloop_resolves_names_first_and_a_timeout_while_resolving_leaves_nothing() -> None:
+    """On uvloop (the sender's loop): the name is resolved before the connection is opened to the address,
+    the Host header keeps the name, and a request whose timeout ends while its name resolves raises
+    TimeoutError and leaves no future behind for asyncio to log ("exception was never retrieved": a line
+    per request while the DNS is down, when uvloop's create_connection resolves it)."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        unhandled: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: unhandled.append(context))
+        resolving = asyncio.Event()
+        fail = asyncio.Event()
+        asked: list[str] = []
+
+        async def resolve(host: str, port: int) -> list[tuple[Any, ...]]:
+            asked.append(host)
+            if host == "down.test":
+                resolving.set()
+                try:
+                    await fail.wait()
+                finally:
+                    fail.set()
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            if host == "none.test":
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+        async def ok(request: web.BaseRequest) -> web.Response:
+            return web.Response(text=request.headers["Host"])
+
+        async with serve(ok) as (address, seen):
+            port = int(address.rsplit(":", 1)[1])
+            client = Http1Client(limit=4, resolve=resolve)
+            try:
+                answer = await client.post(("http", "delivery.test", port), "/x", b"{}", timeout=5)
+                assert answer == (200, f"delivery.test:{port}".encode())
+                assert await client.post(("http", "delivery.test", port), "/y", b"{}", timeout=5) == answer
+                assert asked == ["delivery.test"] and len(seen) == 2  # the connection was kept
+                with pytest.raises(TimeoutError):
+                    await client.post(("http", "down.test", port), "/z", b"{}", timeout=0.1)
+                assert resolving.is_set() and fail.is_set()  # the resolution was cancelled with the request
+                with pytest.raises(OSError, match="Name or service not known"):
+                    await client.post(("http", "none.test", port), "/z", b"{}", timeout=5)
+                await asyncio.sleep(0.05)
+                gc.collect()
+                await asyncio.sleep(0)
+                assert unhandled == []
+            finally:
+                await client.aclose()
+
+    uvloop.run(main())

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
-from typing import cast
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
 
 import httptools
 from yarl import URL
@@ -22,7 +23,10 @@ from targetd_server.transport._client import (
     environment,
 )
 
-__all__ = ["Http1Client"]
+__all__ = ["Http1Client", "Resolver"]
+
+Resolver = Callable[[str, int], Awaitable[list[tuple[Any, ...]]]]
+"""``(host, port) -> getaddrinfo() entries`` (family, type, proto, canonname, sockaddr)."""
 
 
 class _Exchange(asyncio.Protocol):
@@ -114,9 +118,16 @@ class Http1Client:
     that :func:`environment` routes through a proxy must use :class:`HttpClient`
     (:meth:`Http1Client.direct` says which).
 
+    Names are resolved by ``resolve`` (default: the loop's ``getaddrinfo``) before the connection is
+    opened to the address: uvloop's ``create_connection`` given a name leaves a future behind when it is
+    cancelled while the name resolves (the request's timeout), and asyncio then logs "Future exception
+    was never retrieved" at ERROR for every such request once the resolution fails (MagicStack/uvloop#437):
+    a log line per notification while the DNS is down.
+
     Loop affinity: one event loop (the first request binds it). Raises ``TimeoutError`` (no answer within
-    ``timeout``), ``ConnectionError``/``OSError`` (network), :class:`BodyTooLargeError` (answer over
-    ``max_body`` bytes), :class:`TransportClosedError` (after :meth:`aclose`).
+    ``timeout``), ``ConnectionError``/``OSError`` (network, ``socket.gaierror`` for a name that does not
+    resolve), :class:`BodyTooLargeError` (answer over ``max_body`` bytes), :class:`TransportClosedError`
+    (after :meth:`aclose`).
     """
 
     def __init__(
@@ -126,8 +137,10 @@ class Http1Client:
         headers: Mapping[str, str] | None = None,
         max_body: int = 1 << 20,
         env: Environment | None = None,
+        resolve: Resolver | None = None,
     ) -> None:
         self.limit = max(1, limit)
+        self._resolve = resolve
         self._slots: asyncio.Semaphore | None = None
         self._headers = "".join(
             f"{name}: {value}\r\n" for name, value in {"User-Agent": USER_AGENT, **(headers or {})}.items()
@@ -227,11 +240,27 @@ class Http1Client:
         loop = asyncio.get_running_loop()
         scheme, host, port = key
         context = (self._env or environment()).ssl_context() if scheme == "https" else None
-        _, protocol = await loop.create_connection(
-            lambda: _Exchange(loop, self._max_body), host, port, ssl=context
-        )
-        self._open.add(protocol)
-        return protocol
+        if self._resolve is not None:
+            infos = await self._resolve(host, port)
+        else:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        error: OSError = OSError(f"{host}:{port} resolves to no address")
+        for info in infos:
+            address = info[4]
+            try:
+                _, protocol = await loop.create_connection(
+                    lambda: _Exchange(loop, self._max_body),
+                    address[0],
+                    address[1],
+                    ssl=context,
+                    server_hostname=host if context is not None else None,
+                )
+            except OSError as exc:  # the next address (IPv4 after IPv6, ...)
+                error = exc
+                continue
+            self._open.add(protocol)
+            return protocol
+        raise error
 
     async def aclose(self) -> None:
         """Close every connection; requests in flight fail with ``ConnectionError``, later ones raise
