@@ -8,7 +8,7 @@ a refused one — Node fetches nothing when given a payload but at its polling i
 ``artifact_download_failed`` and is retried with exponential backoff (full jitter): indefinitely while no
 artifact is applied, else up to :data:`MAX_RETRIES` times for retryable failures (5xx, network, timeout)
 before waiting for the next poll. A fetched artifact is parsed, checked against the artifact
-schema (:mod:`targetd_server.artifacts.schema`) and compiled in a worker thread and installed with one
+schema and compiled in a worker thread (:mod:`targetd_server.artifacts.building`) and installed with one
 assignment of :attr:`ArtifactProvider.snapshot`; anything that fails on the way leaves the current
 snapshot in place. Downloads are bounded (:class:`~targetd_server.artifacts.sources.HttpSource`: size as
 sent and decompressed, the whole download's time). A refused revision (its ETag, or its digest) is not
@@ -24,38 +24,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from dataclasses import replace
+from typing import Final
 
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd_server import metrics
+from targetd_server.artifacts.building import Built, artifact_info, build
 from targetd_server.artifacts.cache import DiskCache
-from targetd_server.artifacts.schema import SchemaError, check_artifact
 from targetd_server.artifacts.snapshot import ArtifactSnapshot
 from targetd_server.artifacts.sources import (
     ArtifactFetchError,
     Fetched,
     Source,
     artifact_location,
-    file_revision,
     initial_payload,
     is_remote,
     make_source,
 )
 from targetd_server.config import Settings
-from targetd_server.engine import (
-    CompiledArtifact,
-    InvalidArtifactError,
-    TelemetryProvider,
-    UnsupportedArtifactVersionError,
-    compile_artifact,
-    geo_from_lookup,
-)
+from targetd_server.engine import TelemetryProvider, geo_from_lookup
 from targetd_server.events import EventBus
 
 log = logging.getLogger("targetd.artifacts")
@@ -73,16 +64,6 @@ def effective_polling_interval(settings: Settings) -> int:
     if settings.polling_interval == 0:
         return 0
     return max(settings.polling_interval_minimum, settings.polling_interval)
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    compiled: CompiledArtifact
-    body: bytes
-    etag: str | None
-    headers: dict[str, str]
-    download_ms: float = 0.0
-    parsing_ms: float = 0.0
 
 
 class ArtifactProvider:
@@ -261,7 +242,7 @@ class ArtifactProvider:
             await asyncio.shield(self._saving)
         return None
 
-    async def _download(self, source: Source, etag: str | None) -> _Compiled | None:
+    async def _download(self, source: Source, etag: str | None) -> Built | None:
         """Fetch (on the loop), then parse and compile in a worker thread. None when not modified."""
         started = time.perf_counter()
         fetched: Fetched = await source.fetch(etag)
@@ -278,65 +259,23 @@ class ArtifactProvider:
             parsing_ms=(time.perf_counter() - downloaded) * 1000,
         )
 
-    def _compile(
-        self, body: bytes, etag: str | None, headers: dict[str, str], location: str | None
-    ) -> _Compiled:
-        """Parse, check against the schema (:mod:`.schema`), compile; raises :class:`ArtifactFetchError`
-        carrying the refused ``revision``. Runs in a worker thread."""
-        revision = etag or file_revision(body)
-        try:
-            raw: Any = json.loads(body)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise ArtifactFetchError(
-                "invalid_artifact", f"Unable to read artifact JSON: {exc}", revision=revision
-            ) from None
-        if _major_version(raw) == "1":  # other versions: compile_artifact says which are supported
-            try:
-                check_artifact(raw)
-            except SchemaError as exc:
-                raise ArtifactFetchError("invalid_artifact", str(exc), revision=revision) from None
-        try:
-            compiled = compile_artifact(
-                raw,
-                artifact_location=location,
-                polling_interval_ms=self.polling_interval_ms,
-                retrieved_at_ms=self._clock() // 1_000_000,
-                retrieval_count=max(1, self._downloads),
-            )
-        except UnsupportedArtifactVersionError as exc:
-            raise ArtifactFetchError("unsupported_version", str(exc), revision=revision) from None
-        except InvalidArtifactError as exc:
-            raise ArtifactFetchError("invalid_artifact", str(exc), revision=revision) from None
-        except Exception as exc:  # an artifact the engine chokes on must never stop the provider
-            log.exception("the engine failed to compile the artifact from %s", location or "artifact_payload")
-            raise ArtifactFetchError(
-                "invalid_artifact", f"Invalid artifact: {exc!r}", revision=revision
-            ) from None
-        return _Compiled(compiled, body, etag, headers)
+    def _compile(self, body: bytes, etag: str | None, headers: dict[str, str], location: str | None) -> Built:
+        """:func:`.building.build` with this provider's polling interval, clock and download count; runs in
+        a worker thread."""
+        return build(
+            body,
+            etag,
+            headers,
+            location,
+            polling_interval_ms=self.polling_interval_ms,
+            retrieved_at_ms=self._clock() // 1_000_000,
+            retrieval_count=max(1, self._downloads),
+        )
 
     # ------------------------------------------------------------------------------------ applying
 
-    def _info(self, result: _Compiled, source: int, location: str, fetched_at_ns: int) -> pb.ArtifactInfo:
-        meta = result.compiled.meta
-        info = pb.ArtifactInfo(
-            location=location,
-            source=source,  # type: ignore[arg-type]
-            revision=result.etag or file_revision(result.body),
-            version=result.compiled.version,
-            size_bytes=len(result.body),
-            generated_at=str(meta.get("generatedAt") or ""),
-            client_code=str(meta.get("clientCode") or ""),
-            environment=str(meta.get("environment") or ""),
-            workspace=str(meta.get("workspace") or ""),
-            mbox_count=len(result.compiled.mbox_rules),
-            view_count=len(result.compiled.view_rules),
-            rule_count=result.compiled.rule_count,
-        )
-        info.fetched_at.FromNanoseconds(fetched_at_ns)
-        return info
-
-    def _install(self, result: _Compiled, source: int, location: str, fetched_at_ns: int) -> ArtifactSnapshot:
-        info = self._info(result, source, location, fetched_at_ns)
+    def _install(self, result: Built, source: int, location: str, fetched_at_ns: int) -> ArtifactSnapshot:
+        info = artifact_info(result, source, location, fetched_at_ns)
         snapshot = ArtifactSnapshot(result.compiled, info, result.body, result.etag)
         self.snapshot = snapshot  # the atomic swap: in-flight decisions keep the one they read
         self._rejected = None
@@ -415,11 +354,6 @@ class ArtifactProvider:
             status.last_fetch_time.FromNanoseconds(self.last_fetch_ns)
         if self.last_error is not None:
             status.last_error.CopyFrom(self.last_error.to_event_error())
-
-
-def _major_version(raw: Any) -> str | None:
-    version = raw.get("version") if isinstance(raw, dict) else None
-    return version.split(".", 1)[0] if isinstance(version, str) else None
 
 
 def _age(nanoseconds: int) -> str:
