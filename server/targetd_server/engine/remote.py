@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from targetd.v1 import delivery_pb2
 from targetd_server.engine.artifact import DEFAULT_GLOBAL_MBOX, CompiledArtifact
@@ -21,6 +22,9 @@ class RemoteDependency:
     def remote_needed(self) -> bool:
         """True when the request cannot be fully decided on-device."""
         return bool(self.remote_mboxes or self.remote_views)
+
+
+_NONE: Final = RemoteDependency((), ())
 
 
 def _ordered(names: list[str]) -> tuple[str, ...]:
@@ -42,10 +46,14 @@ def has_remote_dependency(
         requested.extend(m.name for m in part.mboxes if m.name)
     if any(part.HasField("page_load") for part in parts):
         requested.append(DEFAULT_GLOBAL_MBOX)
+    has_views = request.HasField("prefetch") and bool(request.prefetch.views)
+    if not has_views:
+        local, remote = artifact.local_mboxes, artifact.remote_mboxes
+        if all(name in local and name not in remote for name in requested):
+            return _NONE  # (every call of a site whose mboxes are all local: no lists built)
     wanted = set(requested)
     remote_mboxes = [name for name in artifact.remote_mboxes if name in wanted]
     remote_mboxes.extend(name for name in requested if name not in artifact.local_mboxes)
-    has_views = request.HasField("prefetch") and bool(request.prefetch.views)
     for view in request.prefetch.views:
         if view.name:
             named_views += 1
