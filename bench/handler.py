@@ -3,10 +3,10 @@
 ``python bench/handler.py [--number N] [--repeat N] [targetd serve flags]`` starts the real
 ``TargetClient`` (the artifact from the flags, e.g. ``--artifact-payload @...``) on an asyncio loop and
 calls ``DecisioningServicer.GetOffers`` / ``GetAttributes`` directly, doing per call exactly the work a gRPC
-call adds around the handler in targetd but not in the floor: parse the request bytes, run the handler,
-serialise the reply. Prints one JSON object: µs per call for each step (median of ``--repeat`` batches), and
-the functions with the most own time under cProfile, so that the cost above the gRPC floor can be named by
-``file:function``.
+call adds around the handler in targetd but not in the floor: parse the request bytes, run the handler
+(which returns the encoded reply). Prints one JSON object: µs per call for each step (median of
+``--repeat`` batches), and the functions with the most own time under cProfile, so that the cost above the
+gRPC floor can be named by ``file:function``.
 """
 
 from __future__ import annotations
@@ -97,17 +97,19 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                     return await servicer.GetAttributes(pb.GetAttributesRequest.FromString(b), context)
 
                 parse: Callable[[bytes], Any] = pb.GetAttributesRequest.FromString
+                decode: Callable[[bytes], Any] = pb.GetAttributesResponse.FromString
             else:
 
                 async def handle(b: bytes) -> Any:
                     return await servicer.GetOffers(pb.GetOffersRequest.FromString(b), context)
 
                 parse = pb.GetOffersRequest.FromString
+                decode = pb.GetOffersResponse.FromString
 
             async def whole(b: bytes = data, h: Callable[[bytes], Awaitable[Any]] = handle) -> None:
-                (await h(b)).SerializeToString()
+                await h(b)
 
-            reply = await handle(data)
+            reply = decode(await handle(data))  # (the servicer returns the encoded reply)
             for _ in range(max(args.number // 4, 20)):
                 await whole()
             whole_us, parse_us, serialize_us = [], [], []

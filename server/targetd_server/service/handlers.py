@@ -83,9 +83,14 @@ def _stream(method: Callable[[Any, Any], Awaitable[None]]) -> Callable[[Any, Any
     return handle
 
 
+def _encoded(reply: bytes) -> bytes:
+    return reply
+
+
 def add_servicer(servicer: DecisioningServicer, server: grpc.aio.Server) -> None:
     """Register ``servicer``'s five RPCs on ``server`` (as the generated function does, plus the
-    undecodable-request handling of the module docstring)."""
+    undecodable-request handling of the module docstring). The unary methods return encoded replies
+    (``bytes``), sent as they are; the streaming one writes messages."""
     service = pb.DESCRIPTOR.services_by_name["DecisioningService"]
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
@@ -93,14 +98,16 @@ def add_servicer(servicer: DecisioningServicer, server: grpc.aio.Server) -> None
         response_cls: type[Message] = getattr(pb, method.output_type.name)
         behaviour = getattr(servicer, method.name)
         deserializer = _deserializer(request_cls)
-        serializer = response_cls.SerializeToString
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                _stream(behaviour), request_deserializer=deserializer, response_serializer=serializer
+                _stream(behaviour),
+                request_deserializer=deserializer,
+                response_serializer=response_cls.SerializeToString,
             )
         else:
+            # the servicer's unary methods return their reply already encoded (servicer.py)
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(behaviour), request_deserializer=deserializer, response_serializer=serializer
+                _unary(behaviour), request_deserializer=deserializer, response_serializer=_encoded
             )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
