@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import quote, unquote
 
 from targetd.v1 import decisioning_service_pb2
@@ -23,6 +24,7 @@ __all__ = [
     "DEVICE_ID_MAX_AGE",
     "LOCATION_HINT_COOKIE",
     "LOCATION_HINT_MAX_AGE",
+    "NO_COOKIES",
     "SESSION_ID_COOKIE",
     "SESSION_ID_MAX_AGE",
     "TARGET_COOKIE",
@@ -86,6 +88,10 @@ class ParsedCookies:
         return cluster_from_device_id(self.device_id)
 
 
+NO_COOKIES: ParsedCookies = ParsedCookies(MappingProxyType({}))
+"""No live part: what a call without an ``mbox`` cookie has (one shared, read-only instance)."""
+
+
 def parse_target_cookie(value: str | None, *, now_ms: int | None = None) -> ParsedCookies:
     """Parse the ``mbox`` cookie; malformed and expired parts are ignored, never an error."""
     parts: dict[str, tuple[str, int]] = {}
@@ -101,7 +107,7 @@ def parse_target_cookie(value: str | None, *, now_ms: int | None = None) -> Pars
                 continue
             if now_s <= expires:
                 parts[unquote(pieces[0])] = (unquote(pieces[1]), expires)
-    return ParsedCookies(parts)
+    return ParsedCookies(parts) if parts else NO_COOKIES
 
 
 def cluster_from_device_id(device_id: str | None) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
@@ -41,8 +41,7 @@ ENGINE_NOT_READY = "Unable to fulfill request; decisioning engine not ready."
 NOT_READY = f"{ENGINE_NOT_READY} The rules artifact has not been applied yet: see GetStatus.last_error."
 
 
-@dataclass(frozen=True, slots=True)
-class OnDeviceOutcome:
+class OnDeviceOutcome(NamedTuple):
     """The envelope for the caller, who the request was for, and the notification/telemetry request to
     send (None: nothing)."""
 

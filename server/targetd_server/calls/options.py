@@ -17,11 +17,11 @@ Thread affinity: none; values are immutable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from targetd.v1 import decisioning_service_pb2 as pb
 from targetd.v1 import delivery_pb2
-from targetd_server.calls.cookies import ParsedCookies, parse_target_cookie
+from targetd_server.calls.cookies import NO_COOKIES, ParsedCookies, parse_target_cookie
 from targetd_server.ids import new_id
 
 __all__ = ["DEFAULT_CONSUMER_ID", "CallOptions", "RequestIdentity"]
@@ -32,8 +32,9 @@ DEFAULT_CONSUMER_ID = "target-global-mbox"
 _Call = pb.GetOffersRequest | pb.GetAttributesRequest | pb.SendNotificationsRequest
 
 
-@dataclass(frozen=True, slots=True)
-class RequestIdentity:
+# Both are NamedTuples, not frozen dataclasses: built on every call, and a frozen dataclass's __init__ sets
+# each field through object.__setattr__ (2.4 against 1.1 µs for CallOptions' seven fields).
+class RequestIdentity(NamedTuple):
     """Who the request is for: the session id, the device id (tntId of the ``PC`` cookie) and the edge
     cluster (the device id's, else the call's or the client's location hint)."""
 
@@ -42,8 +43,7 @@ class RequestIdentity:
     cluster: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class CallOptions:
+class CallOptions(NamedTuple):
     """The options of one call; see the module docstring.
 
     ``decisioning_method`` is the per-call override (``DECISIONING_METHOD_UNSPECIFIED``: the configured
@@ -56,7 +56,7 @@ class CallOptions:
     consumer_id: str = DEFAULT_CONSUMER_ID
     customer_ids: tuple[delivery_pb2.CustomerId, ...] = ()
     decisioning_method: delivery_pb2.DecisioningMethod.ValueType = delivery_pb2.DECISIONING_METHOD_UNSPECIFIED
-    cookies: ParsedCookies = field(default_factory=lambda: ParsedCookies({}))
+    cookies: ParsedCookies = NO_COOKIES
 
     @classmethod
     def of(cls, call: _Call, *, now_ms: int | None = None) -> CallOptions:
