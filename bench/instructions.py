@@ -8,7 +8,7 @@ object: user-space instructions per call (the difference of the two totals over 
 case.
 
 Why: on a shared 2-core machine the timed rows move by 10-30% between minutes, more than most changes to
-the handler; instruction counts are the same to ~0.5% from run to run, so two commits can be compared
+the handler; instruction counts repeat to ~0.3% from run to run, so two commits can be compared
 in one sitting (run this in each checkout). What they leave out: system calls (the outbox's commit, the
 random ids), cache misses and gRPC itself — the timed rows of ``run.py`` / ``delivery.py`` stay the
 measure of the goals. Needs ``valgrind`` on PATH (not a dependency of the project: the script says so and

@@ -28,7 +28,7 @@ __all__ = ["DecisioningServicer", "envelope_reply"]
 Context = grpc.aio.ServicerContext[Any, Any]
 
 # The tag of field 1 with wire type 2 (length-delimited): ``envelope`` in GetOffersResponse and
-# SendNotificationsResponse (tests/service/test_servicer.py checks the bytes against protobuf's own).
+# SendNotificationsResponse (tests/service/test_servicer_encoding.py checks the bytes against protobuf's own).
 _ENVELOPE_TAG: Final = bytes([1 << 3 | 2])
 
 
