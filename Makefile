@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: differential node-sdk docs help install lock protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
+.PHONY: differential node-sdk docs help install compile lock protos protos-baseline check-protos lint buf-lint buf-breaking ruff mypy test test-python test-node run clean bench
 
 help:
-	@echo "make run | make test | make protos | make check-protos | make lint | make clean"
+	@echo "make run | make test | make compile | make protos | make check-protos | make lint | make clean"
 
 # constraints.txt pins every runtime and dev dependency (make lock); the Dockerfile installs with it too.
 $(STAMP): pyproject.toml api/python/pyproject.toml clients/python/pyproject.toml tools/edge/pyproject.toml constraints.txt
@@ -20,7 +20,16 @@ $(STAMP): pyproject.toml api/python/pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install -q -c constraints.txt -e api/python -e clients/python -e tools/edge -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+## The hot modules compiled with mypyc, in place (tools/compile.py; docs/architecture.md, *Compiled
+## modules*): again whenever one of their sources changes. `python tools/compile.py --clean` undoes it.
+NATIVE := server/targetd_server/_native.json
+NATIVE_SOURCES := $(shell $(PYTHON) tools/compile.py --sources)
+$(NATIVE): $(STAMP) tools/compile.py $(NATIVE_SOURCES)
+	$(BIN)/python tools/compile.py
+
+compile: $(NATIVE)
+
+install: $(STAMP) $(NATIVE)
 
 ## Regenerate constraints.txt from the pyproject.toml files (constraints.in lists them) after adding or
 ## changing a dependency; versions already pinned are kept (make lock LOCK_ARGS=--upgrade moves them all).
@@ -81,10 +90,10 @@ N ?= 1000
 differential: $(STAMP) node-sdk
 	$(BIN)/python tests/differential/run.py --count $(N)
 
-test-python: $(STAMP) node-sdk
+test-python: $(STAMP) $(NATIVE) node-sdk
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-node: $(STAMP)
+test-node: $(STAMP) $(NATIVE)
 	@# PYTHONPATH: the targetd processes the Node tests start get the tests' loopback-only network guard.
 	@if [ -f clients/node/package.json ]; then PYTHONPATH=$(abspath tests/netguard) $(MAKE) -C clients/node test PYTHON_BIN=$(abspath $(BIN)); \
 	else echo "no Node client yet"; fi
@@ -94,7 +103,7 @@ test: lint test-python test-node
 ## Start targetd on the offline default (the bundled sample artifact, on-device), with the LOCAL Target
 ## stand-in `targetd-edge` (tools/edge) on 127.0.0.1:8087 answering artifact, geo and Delivery API calls
 ## (docs/remote.md).
-run: $(STAMP)
+run: $(STAMP) $(NATIVE)
 	@$(BIN)/targetd-edge --root deploy/sample --listen 127.0.0.1:8087 --data-dir .targetd-data/edge & \
 	edge=$$!; trap 'kill $$edge 2>/dev/null' EXIT INT TERM; \
 	for i in $$(seq 50); do $(BIN)/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8087/_edge/health', timeout=1)" 2>/dev/null && break; sleep 0.1; done; \
@@ -106,4 +115,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/delivery.py
 
 clean:
+	$(PYTHON) tools/compile.py --clean
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -59,7 +59,9 @@ def test_the_targetd_command_has_no_edge_subcommand() -> None:
 
 def _wheel_package_dirs() -> list[Path]:
     wheel = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
-    assert set(wheel) <= {"packages"}, f"review the edge check for {sorted(wheel)}"
+    assert set(wheel) <= {"packages", "artifacts"}, f"review the edge check for {sorted(wheel)}"
+    # (artifacts: the mypyc extensions of the server's own modules, tools/compile.py)
+    assert all(pattern.startswith("server/targetd_server/") for pattern in wheel.get("artifacts", []))
     return [(REPO / package).resolve() for package in wheel["packages"]]
 
 
@@ -86,6 +88,13 @@ def test_the_server_wheel_leaves_the_edge_out(tmp_path: Path) -> None:
     files = _built_wheel_files(tmp_path)
     if files is not None:
         assert "targetd_server/main.py" in files
+        if (
+            SERVER_SRC / "_native.json"
+        ).is_file():  # compiled (make compile): the wheel carries the extensions
+            assert "targetd_server/_native.json" in files
+            assert any(
+                name.startswith("targetd_server/engine/decide.") and name.endswith(".so") for name in files
+            )
         assert not [name for name in files if name.startswith(("targetd_edge/", "targetd_server/edge/"))]
 
 
@@ -95,5 +104,10 @@ def test_the_image_installs_the_api_and_the_server_only() -> None:
         for line in (REPO / "Dockerfile").read_text().splitlines()
         if line.startswith("COPY ") and "--from" not in line
     ]
-    assert not [source for source in copies if source.startswith(("clients", "tools"))]
+    # (tools/compile.py, the mypyc build of the hot modules, is the one tool the image needs)
+    assert not [
+        source
+        for source in copies
+        if source.startswith(("clients", "tools")) and source != "tools/compile.py"
+    ]
     assert "api/python" in copies

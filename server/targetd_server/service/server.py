@@ -28,6 +28,7 @@ from targetd_server.calls import TargetClient
 from targetd_server.config import Settings
 from targetd_server.errors import ConfigError
 from targetd_server.http_edge import HttpEdge
+from targetd_server.native import log_native_status
 from targetd_server.service.admin import AdminServer, start_admin
 from targetd_server.service.handlers import add_servicer
 from targetd_server.service.interceptors import TokenAuthInterceptor
@@ -223,6 +224,7 @@ async def serve(
     if settings.metrics_listen:
         check_listen(settings.metrics_listen)
     tracing.configure_tracing(settings)
+    log_native_status(log)
     running = await start_server(settings)
     admin = await _start_admin(settings, running)
     sampler = asyncio.get_running_loop().create_task(_sample_gauges()) if metrics.MULTIPROCESS else None
