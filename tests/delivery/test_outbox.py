@@ -170,13 +170,9 @@ async def test_status_reports_what_the_file_holds(tmp_path: Path) -> None:
     outbox.close()
 
 
-async def test_commits_never_checkpoint_and_refresh_does_when_the_sender_has_not(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_commits_never_checkpoint_and_refresh_does_when_the_sender_has_not(tmp_path: Path) -> None:
     """An automatic checkpoint would run inside a commit, on the serving loop (tens of ms): the serving
     connection leaves the WAL to the sender, and refresh() checkpoints off the loop past a bound."""
-    import targetd_server.delivery.outbox as outbox_module
-
     path = tmp_path / "outbox.sqlite3"
     wal = Path(f"{path}-wal")
     outbox = Outbox(path)
@@ -184,7 +180,7 @@ async def test_commits_never_checkpoint_and_refresh_does_when_the_sender_has_not
         await outbox.enqueue(_notification(i), session_id="s", cluster=None)
     # never restarted (and truncated to 1 MB) by a checkpoint along the way
     assert _bytes(wal) > 5000 * 4096
-    monkeypatch.setattr(outbox_module, "WAL_CHECKPOINT_BYTES", 1024 * 1024)
+    outbox.wal_checkpoint_bytes = 1024 * 1024
     await outbox.refresh()  # checkpoints (the next write restarts the WAL)
     await outbox.enqueue(_notification(9999), session_id="s", cluster=None)
     assert _on_disk(path) == 3001

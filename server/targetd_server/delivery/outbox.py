@@ -118,6 +118,9 @@ class Outbox:
         self._opened_try = 0.0
         self._max_rows = max(1, max_rows)
         self._window = max(0.0, commit_window)
+        self.wal_checkpoint_bytes = WAL_CHECKPOINT_BYTES
+        """WAL size past which :meth:`refresh` checkpoints (an attribute, not only the constant: this module
+        is compiled, tools/compile.py, so a test sets it here rather than patching the module)."""
         self._commit_rows = max(1, commit_rows)
         self._lock_fd = lock_fd
         self.state = OutboxState()
@@ -279,7 +282,7 @@ class Outbox:
             if self._reader is None:
                 self._reader = await asyncio.to_thread(OutboxStore.open, self.path)
             stats = await asyncio.to_thread(self._reader.stats, count_due=False)
-            if stats.wal_bytes > WAL_CHECKPOINT_BYTES:
+            if stats.wal_bytes > self.wal_checkpoint_bytes:
                 # The sender checkpoints every second; a WAL this large means it has not for a while
                 # (it is down or restarting): checkpoint here, off the loop, never on a commit.
                 await asyncio.to_thread(self._reader.checkpoint, give_back=False)

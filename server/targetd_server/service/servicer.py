@@ -48,6 +48,15 @@ def envelope_reply(envelope: pb.TargetDeliveryResponse) -> bytes:
     return b"".join((_ENVELOPE_TAG, _varint(len(data)), data))
 
 
+def _time_remaining(context: Context) -> float | None:
+    """The call's remaining seconds; None when it has no deadline. grpc.aio returns None then, though its
+    stubs say ``float``: read through ``Any``, because this module is compiled (tools/compile.py) and
+    compiled code checks a value against its declared type."""
+    untyped: Any = context
+    remaining: float | None = untyped.time_remaining()
+    return remaining
+
+
 class DecisioningServicer:
     """The gRPC face of one :class:`TargetClient`: one coroutine method per RPC of
     ``targetd.v1.DecisioningService``, registered by ``service/handlers.py:add_servicer``."""
@@ -68,17 +77,17 @@ class DecisioningServicer:
 
     @maps_errors
     async def GetOffers(self, request: pb.GetOffersRequest, context: Context) -> bytes:
-        envelope = await self._client.get_offers(request, time_remaining=context.time_remaining())
+        envelope = await self._client.get_offers(request, time_remaining=_time_remaining(context))
         return self._sized(envelope_reply(envelope))
 
     @maps_errors
     async def GetAttributes(self, request: pb.GetAttributesRequest, context: Context) -> bytes:
-        reply = await self._client.get_attributes(request, time_remaining=context.time_remaining())
+        reply = await self._client.get_attributes(request, time_remaining=_time_remaining(context))
         return self._sized(reply.SerializeToString())
 
     @maps_errors
     async def SendNotifications(self, request: pb.SendNotificationsRequest, context: Context) -> bytes:
-        envelope = await self._client.send_notifications(request, time_remaining=context.time_remaining())
+        envelope = await self._client.send_notifications(request, time_remaining=_time_remaining(context))
         return self._sized(envelope_reply(envelope))
 
     @maps_errors
