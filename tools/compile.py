@@ -18,7 +18,6 @@ build stage installs them).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -60,10 +59,6 @@ def sources() -> list[Path]:
     return sorted(found)
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(SERVER).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -84,6 +79,8 @@ def build() -> None:
     from mypyc.build import mypycify  # noqa: PLC0415
     from setuptools import setup  # type: ignore[import-untyped]  # noqa: PLC0415
 
+    from targetd_server.native import source_digest  # noqa: PLC0415  (the manifest's one reader)
+
     files = sources()
     clean()
     os.chdir(ROOT)
@@ -100,7 +97,7 @@ def build() -> None:
         ext_modules=extensions,
         script_args=["--quiet", "build_ext", "--inplace", "--build-temp", str(BUILD / "temp")],
     )
-    manifest = {"group": GROUP, "modules": {module_name(f): digest(f) for f in files}}
+    manifest = {"modules": {module_name(f): source_digest(f) for f in files}}
     MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     print(f"compiled {len(files)} modules with mypyc ({MANIFEST.relative_to(ROOT)})")
 

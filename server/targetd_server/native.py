@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NativeStatus", "log_native_status", "native_status"]
+__all__ = ["MANIFEST", "NativeStatus", "log_native_status", "native_status", "source_digest"]
 
 MANIFEST = Path(__file__).resolve().parent / "_native.json"
 _EXTENSIONS = tuple(importlib.machinery.EXTENSION_SUFFIXES)
@@ -36,6 +36,11 @@ class NativeStatus:
     compiled: tuple[str, ...] = ()
     stale: tuple[str, ...] = ()
     source: tuple[str, ...] = ()
+
+
+def source_digest(path: Path) -> str:
+    """The SHA-256 the manifest records for a source (written by tools/compile.py, checked here)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def native_status(manifest: Path = MANIFEST) -> NativeStatus:
@@ -60,14 +65,14 @@ def native_status(manifest: Path = MANIFEST) -> NativeStatus:
         if not py.is_file():
             py = py.with_suffix("") / "__init__.py"
         try:
-            current = hashlib.sha256(py.read_bytes()).hexdigest()
+            current = source_digest(py)
         except OSError:
             current = ""
         (compiled if current == expected else stale).append(name)
     return NativeStatus(tuple(compiled), tuple(stale), tuple(source))
 
 
-def log_native_status(log: logging.Logger, status: NativeStatus | None = None) -> NativeStatus:
+def log_native_status(log: logging.Logger, status: NativeStatus | None = None) -> None:
     """Log once what :func:`native_status` found: info when every listed module is compiled and fresh
     (or none is listed), a warning naming stale or uncompiled modules."""
     status = native_status() if status is None else status
@@ -83,4 +88,3 @@ def log_native_status(log: logging.Logger, status: NativeStatus | None = None) -
         )
     if not (status.stale or status.source):
         log.info("compiled modules", extra={"count": len(status.compiled)})
-    return status

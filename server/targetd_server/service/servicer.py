@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Final
+from typing import Any, Final, NoReturn, Protocol
 
 import grpc
 
@@ -25,7 +25,21 @@ from targetd_server.service.status import maps_errors, status_for
 
 __all__ = ["DecisioningServicer", "envelope_reply"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
+
+class Context(Protocol):
+    """What the servicer uses of ``grpc.aio.ServicerContext``, typed as grpc.aio behaves:
+    ``time_remaining()`` is None when the call has no deadline, though grpc's stubs say ``float``. This
+    module is compiled (tools/compile.py) and compiled code checks values against their declared types,
+    so the stubs' type would turn a deadline-less call into a TypeError."""
+
+    def time_remaining(self) -> float | None: ...
+
+    async def abort(self, code: grpc.StatusCode, details: str = "") -> NoReturn: ...
+
+    async def write(self, message: Any) -> None: ...
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None: ...
+
 
 # The tag of field 1 with wire type 2 (length-delimited): ``envelope`` in GetOffersResponse and
 # SendNotificationsResponse (tests/service/test_servicer_encoding.py checks the bytes against protobuf's own).
@@ -48,15 +62,6 @@ def envelope_reply(envelope: pb.TargetDeliveryResponse) -> bytes:
     return b"".join((_ENVELOPE_TAG, _varint(len(data)), data))
 
 
-def _time_remaining(context: Context) -> float | None:
-    """The call's remaining seconds; None when it has no deadline. grpc.aio returns None then, though its
-    stubs say ``float``: read through ``Any``, because this module is compiled (tools/compile.py) and
-    compiled code checks a value against its declared type."""
-    untyped: Any = context
-    remaining: float | None = untyped.time_remaining()
-    return remaining
-
-
 class DecisioningServicer:
     """The gRPC face of one :class:`TargetClient`: one coroutine method per RPC of
     ``targetd.v1.DecisioningService``, registered by ``service/handlers.py:add_servicer``."""
@@ -77,17 +82,17 @@ class DecisioningServicer:
 
     @maps_errors
     async def GetOffers(self, request: pb.GetOffersRequest, context: Context) -> bytes:
-        envelope = await self._client.get_offers(request, time_remaining=_time_remaining(context))
+        envelope = await self._client.get_offers(request, time_remaining=context.time_remaining())
         return self._sized(envelope_reply(envelope))
 
     @maps_errors
     async def GetAttributes(self, request: pb.GetAttributesRequest, context: Context) -> bytes:
-        reply = await self._client.get_attributes(request, time_remaining=_time_remaining(context))
+        reply = await self._client.get_attributes(request, time_remaining=context.time_remaining())
         return self._sized(reply.SerializeToString())
 
     @maps_errors
     async def SendNotifications(self, request: pb.SendNotificationsRequest, context: Context) -> bytes:
-        envelope = await self._client.send_notifications(request, time_remaining=_time_remaining(context))
+        envelope = await self._client.send_notifications(request, time_remaining=context.time_remaining())
         return self._sized(envelope_reply(envelope))
 
     @maps_errors
