@@ -4,6 +4,8 @@ previous schema, a corrupt file moved aside, adoption, and the file staying near
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 from targetd.v1 import delivery_pb2
@@ -191,3 +193,46 @@ def test_a_transaction_writes_all_or_nothing_and_quarantine_joins_it(tmp_path: P
     assert (stats.backlog, stats.quarantined) == (4, 1)
     assert not store._conn.in_transaction
     store.close()
+
+
+def _wal_generation(path: Path) -> int:
+    """The WAL header's checkpoint sequence number: SQLite adds one each time a write restarts the WAL."""
+    with open(f"{path}-wal", "rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
+
+
+def test_checkpoints_restart_the_wal_while_the_serving_side_keeps_committing(tmp_path: Path) -> None:
+    """The serving process commits one row a millisecond at c=1, so a commit lands during nearly every
+    passive checkpoint, which then never sees the WAL wholly copied: no write restarted it, and it grew
+    by the size of every commit (~14 MB/s, the file system zeroing each new block for the writer)."""
+    path = tmp_path / "outbox.sqlite3"
+    writer = OutboxStore.open(path, autocheckpoint_pages=0)
+    sender = OutboxStore.open(path, autocheckpoint_pages=0)
+    writer.insert(_rows(1))
+    stop = threading.Event()
+
+    def serve() -> None:
+        for i in range(200_000):  # bounded; stopped long before
+            if stop.is_set():
+                return
+            writer.insert([(T0 + i, f"session-{i}", "34", _notification_payload(i))])
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        start = _wal_generation(path)
+        restarted = 0
+        for _ in range(200):
+            sender.checkpoint()
+            time.sleep(0.01)
+            restarted = _wal_generation(path) - start
+            if restarted >= 10:
+                break
+    finally:
+        stop.set()
+        thread.join()
+    assert restarted >= 10
+    assert sender.stats().wal_bytes <= JOURNAL_SIZE_LIMIT
+    writer.close()
+    sender.close()

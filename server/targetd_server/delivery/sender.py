@@ -74,6 +74,9 @@ IDLE_POLL_S: Final = 0.05
 """How often an idle sender looks for new rows (the serving process commits them)."""
 REPORT_S: Final = 1.0
 CHECKPOINT_S: Final = 1.0
+CHECKPOINT_RETRY_S: Final = 0.1
+"""The next checkpoint after one that could not have the WAL start over (a commit held the write lock at
+that moment; see :meth:`OutboxStore.checkpoint`)."""
 ADOPT_S: Final = 30.0
 LEASE_SLACK_S: Final = 5.0
 """A claimed row comes back (its sender died) 2 x ``timeout`` + this many seconds after the claim."""
@@ -139,7 +142,8 @@ class Sender:
     async def run(self) -> None:
         """Deliver until :meth:`stop` and the flush after it; the store and api stay open (the caller
         closes them)."""
-        last_report = last_checkpoint = last_claim = time.monotonic()
+        last_report = last_claim = time.monotonic()
+        next_checkpoint = last_report + CHECKPOINT_S
         round_s = SETTLE_S
         last_adopt = 0.0
         self._emit(self.report.line())
@@ -160,9 +164,9 @@ class Sender:
                     rate = claimed / max(SETTLE_S, now - last_claim)
                     last_claim = now
                     round_s = min(ROUND_S, max(SETTLE_S, ROUND_ROWS / rate if rate else ROUND_S))
-                if now - last_checkpoint >= CHECKPOINT_S:
-                    last_checkpoint = now
-                    self._store.checkpoint()
+                if now >= next_checkpoint:
+                    restarted = self._store.checkpoint()
+                    next_checkpoint = now + (CHECKPOINT_S if restarted else CHECKPOINT_RETRY_S)
                 if not claimed and not self._in_flight and now - last_adopt >= ADOPT_S:
                     last_adopt = now
                     self._store.adopt_orphans()
