@@ -257,9 +257,9 @@ async def test_a_paused_sender_still_checkpoints_every_second(tmp_path: Path) ->
     calls_at_checkpoint: list[int] = []  # the requests made so far, at each checkpoint
     real_checkpoint = store.checkpoint
 
-    def counted(*, give_back: bool = True) -> None:
+    def counted(*, give_back: bool = True) -> bool:
         calls_at_checkpoint.append(api.calls)
-        real_checkpoint(give_back=give_back)
+        return real_checkpoint(give_back=give_back)
 
     store.checkpoint = counted  # type: ignore[method-assign]
     settings = dataclasses.replace(_settings(), outbox_max_backoff=30.0)  # probes seconds apart
