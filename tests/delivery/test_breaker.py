@@ -11,8 +11,11 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from targetd.v1 import delivery_pb2
 from targetd_server.config import Settings
+from targetd_server.delivery import sender as sender_module
 from targetd_server.delivery.breaker import OPEN_BASE_S, TRIP_FAILURES, Breaker, Circuits
 from targetd_server.delivery.sender import Sender
 from targetd_server.delivery.store import OutboxStore, Row, now_ms
@@ -278,6 +281,43 @@ async def test_a_paused_sender_still_checkpoints_every_second(tmp_path: Path) ->
             return sender.report.state == "paused" and any(a == b for a, b in itertools.pairwise(later))
 
         await eventually_async(checkpointed_between_probes, timeout=12)
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 10)
+        store.close()
+
+
+async def test_a_busy_sender_checkpoints_every_checkpoint_rows_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only once a second: the WAL that the next write restarts must stay within its size limit at
+    any rate (at c=8 one second of commits was ~29 MB, against the 16 MB limit)."""
+    monkeypatch.setattr(sender_module, "CHECKPOINT_S", 3600.0)  # only the rows can trigger one here
+    path = tmp_path / "outbox.sqlite3"
+    count = 2 * sender_module.CHECKPOINT_ROWS + 500
+    _rows(path, count)
+    api = FakeApi()
+    api.up = True
+    store = OutboxStore.open(path, autocheckpoint_pages=0)
+    checkpoints = 0
+    real_checkpoint = store.checkpoint
+
+    def counted(*, give_back: bool = True) -> bool:
+        nonlocal checkpoints
+        checkpoints += 1
+        return real_checkpoint(give_back=give_back)
+
+    store.checkpoint = counted  # type: ignore[method-assign]
+    settings = dataclasses.replace(_settings(), outbox_concurrency=256, outbox_batch_size=256)
+    sender = Sender(settings, store, api, emit=lambda line: None)  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(sender.run())
+    try:
+
+        async def delivered() -> bool:
+            return sender.report.delivered_rows == count
+
+        await eventually_async(delivered, timeout=30)
+        assert checkpoints >= count // sender_module.CHECKPOINT_ROWS
     finally:
         sender.stop()
         await asyncio.wait_for(task, 10)

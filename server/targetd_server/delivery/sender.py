@@ -75,6 +75,11 @@ IDLE_POLL_S: Final = 0.05
 """How often an idle sender looks for new rows (the serving process commits them)."""
 REPORT_S: Final = 1.0
 CHECKPOINT_S: Final = 1.0
+CHECKPOINT_ROWS: Final = 1000
+"""A checkpoint also comes once this many rows were claimed since the last one: the WAL that the next
+write restarts must stay within ``JOURNAL_SIZE_LIMIT`` (16 MB), or every restart truncates it back and the
+file system allocates and zeroes the blocks above again for the serving process's commits. One-row
+commits (c=1..8) add ~12 KB per row: 1,000 rows ≈ 12 MB; at c=8 a second of them was ~29 MB."""
 CHECKPOINT_RETRY_S: Final = 0.1
 """The next checkpoint after one that could not have the WAL start over (a commit held the write lock at
 that moment; see :meth:`OutboxStore.checkpoint`)."""
@@ -157,6 +162,7 @@ class Sender:
         closes them)."""
         last_report = last_claim = time.monotonic()
         next_checkpoint = last_report + CHECKPOINT_S
+        rows_since_checkpoint = 0
         round_s = SETTLE_S
         last_adopt = 0.0
         self._emit(self.report.line())
@@ -177,7 +183,9 @@ class Sender:
                     rate = claimed / max(SETTLE_S, now - last_claim)
                     last_claim = now
                     round_s = min(ROUND_S, max(SETTLE_S, ROUND_ROWS / rate if rate else ROUND_S))
-                if now >= next_checkpoint:
+                rows_since_checkpoint += claimed
+                if now >= next_checkpoint or rows_since_checkpoint >= CHECKPOINT_ROWS:
+                    rows_since_checkpoint = 0
                     restarted = self._store.checkpoint()
                     next_checkpoint = now + (CHECKPOINT_S if restarted else CHECKPOINT_RETRY_S)
                 if not claimed and not self._in_flight and now - last_adopt >= ADOPT_S:
