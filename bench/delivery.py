@@ -11,6 +11,9 @@ server and targetd (on-device, the bench artifact, notifications to the stub), t
 * req/s, p50, p99 and serving-process CPU µs per call (``loadgen.py``), against the floor's;
 * ``sender µs/notification`` — CPU of the sender process (the child targetd supervises: GetStatus
   ``outbox.sender_pid``) over the run and its drain, per notification the stub counted;
+* ``wal_mb_after`` — the outbox's WAL file after the run (GetStatus ``outbox.wal_bytes``): it stays near
+  the 16 MB it is truncated back to when the checkpoints restart it; a WAL that never restarts grows by
+  every commit (~14 MB/s at c=1, as it did before 2026-12-04);
 * ``delivered`` — whether every row stored during the run (GetStatus ``outbox.stored``) was counted at the
   stub within 10 s of the run's end, and how long that took.
 
@@ -75,7 +78,13 @@ def targetd_run(
     after = outbox(targetd.address)
     if after.sender_pid == sender_pid and sender_pid:
         result["sender_us_per_notification"] = (cpu_seconds(sender_pid) - sender_cpu) / max(1, notes) * 1e6
-    result.update(stored=stored, counted=notes, delivered_within_s=delivered_s, backlog_after=after.backlog)
+    result.update(
+        stored=stored,
+        counted=notes,
+        delivered_within_s=delivered_s,
+        backlog_after=after.backlog,
+        wal_mb_after=round(after.wal_bytes / 1e6, 1),  # the WAL restarts: ~16 MB at most (docs/remote.md)
+    )
     return result
 
 
@@ -138,7 +147,7 @@ def main() -> None:
                     floors.append(load(floor, "echo", files["echo"], c, args))
                     runs.append(targetd_run(targetd, stub.address, files[cases.EXECUTE_1], c, args))
                     log(f"delivery c={c} #{attempt + 1}: floor {floors[-1].get('rps', 0):.0f} req/s, "
-                        f"targetd {json.dumps({k: runs[-1].get(k) for k in ('rps', 'p99_ms', 'server_cpu_us', 'sender_us_per_notification', 'delivered_within_s')})}")  # fmt: skip
+                        f"targetd {json.dumps({k: runs[-1].get(k) for k in ('rps', 'p99_ms', 'server_cpu_us', 'sender_us_per_notification', 'delivered_within_s', 'wal_mb_after')})}")  # fmt: skip
                 row: dict[str, Any] = {
                     key: median(runs, key)
                     for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us", "sender_us_per_notification")
