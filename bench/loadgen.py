@@ -155,9 +155,13 @@ async def run(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
         stop_at = measure_from + args.duration
         budget = [args.max_requests]
         total = [1]  # every call made, the first one included (for server CPU per call)
+        capped_at = [stop_at]  # when --max-requests ended the calls before the window's end
 
         async def worker() -> None:
-            while budget[0] > 0:
+            while True:
+                if budget[0] <= 0:
+                    capped_at[0] = min(capped_at[0], time.perf_counter())
+                    return
                 budget[0] -= 1
                 begin = time.perf_counter()
                 if begin >= stop_at:
@@ -181,7 +185,8 @@ async def run(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
                 window.append(_cpu_snapshot(args.server_pid, args.helper_pid))
 
         await asyncio.gather(monitor(), *(worker() for _ in range(args.concurrency)))
-    elapsed = min(time.perf_counter(), stop_at) - measure_from
+    # the rate over the time calls were made: a long run that --max-requests cut short is not diluted
+    elapsed = min(time.perf_counter(), stop_at, capped_at[0]) - measure_from
     latencies.sort()
     ms = [x * 1000 for x in latencies]
     cpu = {k: window[1][k] - window[0][k] for k in window[0]} if len(window) == 2 else {}
@@ -196,6 +201,7 @@ async def run(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
         "requests": len(ms),
         "calls_total": total[0],
         "seconds": round(elapsed, 4),
+        "capped": capped_at[0] < stop_at,
         "rps": len(ms) / elapsed if elapsed > 0 else 0.0,
         "p50_ms": percentile(ms, 50),
         "p90_ms": percentile(ms, 90),
