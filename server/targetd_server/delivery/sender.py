@@ -90,16 +90,35 @@ STORE_BACKOFF_S: Final = 1.0
 """Wait after a storage failure (disk full, locked) before the next claim."""
 
 
-def _yield_cpu() -> None:
-    """Give the core to a process waiting for it, if any (``sched_yield``: ~1 µs when none waits).
+YIELD_EVERY_S: Final = 0.0005
+"""The sender yields its core at most this often (see :class:`_Yielder`)."""
+
+
+class _Yielder:
+    """Gives the core to a process waiting for it, if any (``sched_yield``), at most once per
+    ``YIELD_EVERY_S`` of the sender's work.
 
     The sender works in bursts — a round starts tens of requests in one turn of its loop, their answers
-    come back together — and the serving process, woken by a call while such a burst holds its core,
+    come back together — and the serving process, woken by a call while such a burst held its core,
     waited for the burst's time slice to end: on a 2-core machine with every core busy that was the c=1
-    p99 of GetOffers (2.8-3.0 ms against 2.0-2.2 with a yield before each request and after each answer,
-    2 pairs of 8 s runs each way; docs/remote.md). A yield keeps the sender's priority (it still gets
-    its share of a saturated machine: unlike a lower priority or SCHED_IDLE, it cannot starve delivery)."""
-    os.sched_yield()
+    p99 of GetOffers. A yield before every request and after every answer took c=1 p99 from 3.0-3.3 to
+    2.0 ms, but each yield on a saturated machine is a context switch: the sender's CPU per notification
+    at c=8 rose from 77-80 to 104-109 µs (`bench/delivery.py --repeats 1 --duration 8`, alternating
+    runs). At most one yield per 0.5 ms of work: c=1 p99 2.4-2.5 ms, the sender 96-97 µs at c=8 (one per
+    0.2 ms: 2.4 ms and 100-104 µs; before each request only: 2.3-2.9 ms and 111-113 µs). A yield keeps
+    the sender's priority: unlike a lower priority or SCHED_IDLE, it cannot starve delivery.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        now = time.perf_counter()
+        if now - self._last >= YIELD_EVERY_S:
+            os.sched_yield()
+            self._last = time.perf_counter()
 
 
 class Sender:
@@ -132,6 +151,7 @@ class Sender:
         self._lease_ms = int((2 * self._timeout + LEASE_SLACK_S) * 1000)
         self.report = SenderReport()
         self._encoder = Encoder()
+        self._yield = _Yielder()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._acks: list[int] = []
         self._retries: list[tuple[list[int], int, str]] = []
@@ -296,7 +316,7 @@ class Sender:
         return out
 
     async def _deliver(self, group: Group) -> None:
-        _yield_cpu()
+        self._yield()
         try:
             body = self._encoder.body(group.request, group.context_key)
         except (JsonMappingError, ValueError, TypeError) as exc:
@@ -329,7 +349,7 @@ class Sender:
             self._answer(group, exc)
             self._failed(group, exc)
             return
-        _yield_cpu()
+        self._yield()
         self._answer(group, None)
         self._acks.extend(row.id for row in group.rows)
         self.report.delivered_rows += len(group.rows)
