@@ -20,8 +20,8 @@ effect, see ``BUSY_RETRY``), new calls joining it; after
 ``COMMIT_TIMEOUT`` seconds of that it is dropped (``storage_busy``).
 Nor does a commit ever checkpoint the WAL (``wal_autocheckpoint`` 0 on this connection: an automatic
 checkpoint copies up to thousands of pages and syncs: 20 to 45 ms on the loop, measured): the sender
-checkpoints every second, and :meth:`Outbox.refresh` checkpoints off the loop when the WAL passes
-``WAL_CHECKPOINT_BYTES`` (the sender down).
+checkpoints every second (or 1,000 rows), and :meth:`Outbox.refresh` checkpoints off the loop when the
+WAL passes ``WAL_CHECKPOINT_BYTES`` (the sender down).
 
 Back-pressure, honest: a row is never stored past ``outbox_max_rows`` waiting rows (``outbox_full``);
 SQLITE_FULL (``disk_full``) and any other storage failure (``storage_error``) drop the group. Each drop is
@@ -63,14 +63,13 @@ DROP_REASONS: Final = ("outbox_full", "disk_full", "storage_busy", "storage_erro
 COMMIT_TIMEOUT: Final = 2.0
 """Seconds a group may wait for SQLite's write lock (held by the sender) before it is dropped."""
 BUSY_RETRY: Final = 0.0002
-"""Seconds until a group that met the sender's write lock is tried again: a sender round holds the lock
-for ~0.1-0.5 ms, and ~2% of one-row commits meet it under load (measured); a 1 ms retry put those calls
-1 ms behind, the p99 of c=1. The wait doubles per failed try, up to ``BUSY_RETRY_MAX``: a longer hold (the
-sender adopting an orphaned file) costs the loop a few tries, not thousands. In effect the first tries
-wait 1 ms, not 0.2: asyncio's epoll selector rounds a timeout up to the millisecond (epoll's resolution),
-and so do uvloop's timers; measured (2026-12-04, GetOffers c=1 with delivery): 99.3% of commits met no
-lock, ~0.6% waited 1.0-1.25 ms. Retrying at once on the next loop turns instead (spinning for up to 2 ms)
-was worse: 981-1,087 against 1,297-1,311 req/s, p99 2.5-2.6 against 2.1-2.2 ms."""
+"""Seconds asked until a group that met the sender's write lock is tried again, doubling per failed try
+up to ``BUSY_RETRY_MAX``: a longer hold (the sender adopting an orphaned file) costs the loop a few tries,
+not thousands. In effect the first tries wait 1 ms: asyncio's epoll selector rounds a timeout up to the
+millisecond (epoll's resolution), and so do uvloop's timers. Measured (2026-12-04, GetOffers c=1 with
+delivery): 99.3% of commits met no lock, ~0.6% waited 1.0-1.25 ms. Retrying at once on the next loop
+turns instead (spinning for up to 2 ms) was worse: 981-1,087 against 1,297-1,311 req/s, p99 2.5-2.6
+against 2.1-2.2 ms."""
 BUSY_RETRY_MAX: Final = 0.002
 REOPEN_INTERVAL: Final = 1.0
 """Seconds between two tries to open an outbox file that could not be opened (or created)."""
@@ -288,7 +287,7 @@ class Outbox:
                 self._reader = await asyncio.to_thread(OutboxStore.open, self.path)
             stats = await asyncio.to_thread(self._reader.stats, count_due=False)
             if stats.wal_bytes > self.wal_checkpoint_bytes:
-                # The sender checkpoints every second; a WAL this large means it has not for a while
+                # The sender checkpoints every second or 1,000 rows; a WAL this large means it has not lately
                 # (it is down or restarting): checkpoint here, off the loop, never on a commit.
                 await asyncio.to_thread(self._reader.checkpoint, give_back=False)
         except sqlite3.Error as exc:
