@@ -17,6 +17,12 @@ server and targetd (on-device, the bench artifact, notifications to the stub), t
 * ``delivered`` — whether every row stored during the run (GetStatus ``outbox.stored``) was counted at the
   stub within 10 s of the run's end, and how long that took.
 
+Beside them, in the same alternation, a **pipeline-off** run: a second targetd with ``--outbox-max-rows 1``,
+which refuses (and counts, ``outbox_full``) every notification, so that it stores nothing and its sender
+sends nothing — the same decisions with no outbox commit, no sender and no stand-in work. It is the
+ceiling of what any notification pipeline could reach on this machine: the gap from the floor to it is
+the decisioning's, the gap from it to the delivering row is the pipeline's.
+
 Then ``sustained.py``'s measurement for each ``--sustained-rate``. Prints the table (medians of the
 repeats) and writes ``bench/results/delivery.json``.
 """
@@ -127,6 +133,14 @@ def main() -> None:
             cwd=REPO,
             log=tmp / "targetd.log",
         )  # fmt: skip
+        bare = ServerProcess(  # the pipeline-off run: every row refused, nothing stored or sent
+            "targetd-pipeline-off",
+            [sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
+             "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "bare-data"),
+             "--outbox-max-rows", "1"],
+            cwd=REPO,
+            log=tmp / "bare.log",
+        )  # fmt: skip
         canned = tmp / "canned-offers.bin"
         floor = ServerProcess(
             "floor",
@@ -141,20 +155,34 @@ def main() -> None:
             wait_serving(targetd.address, timeout=30.0)
             canned.write_bytes(canned_reply(targetd.address, files[cases.EXECUTE_1]))
             floor.start()
+            bare.start()
+            wait_serving(bare.address, timeout=30.0)
             for c in (1, 8):
-                floors, runs = [], []
+                floors, runs, bares = [], [], []
                 for attempt in range(args.repeats):
                     floors.append(load(floor, "echo", files["echo"], c, args))
                     runs.append(targetd_run(targetd, stub.address, files[cases.EXECUTE_1], c, args))
+                    bares.append(load(bare, "get_offers", files[cases.EXECUTE_1], c, args))
                     log(f"delivery c={c} #{attempt + 1}: floor {floors[-1].get('rps', 0):.0f} req/s, "
-                        f"targetd {json.dumps({k: runs[-1].get(k) for k in ('rps', 'p99_ms', 'server_cpu_us', 'sender_us_per_notification', 'delivered_within_s', 'wal_mb_after')})}")  # fmt: skip
+                        f"targetd {json.dumps({k: runs[-1].get(k) for k in ('rps', 'p99_ms', 'server_cpu_us', 'sender_us_per_notification', 'delivered_within_s', 'wal_mb_after')})}, "
+                        f"pipeline off {json.dumps({k: bares[-1].get(k) for k in ('rps', 'p99_ms', 'server_cpu_us')})}")  # fmt: skip
                 row: dict[str, Any] = {
                     key: median(runs, key)
                     for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us", "sender_us_per_notification")
                 }
                 base = {key: median(floors, key) for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us")}
+                off: dict[str, Any] = {
+                    key: median(bares, key) for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us")
+                }
+                off.update(
+                    rps_vs_floor=off["rps"] / base["rps"],
+                    p99_vs_floor=off["p99_ms"] / base["p99_ms"],
+                    cpu_vs_floor=off["server_cpu_us"] / base["server_cpu_us"],
+                    runs=bares,
+                )
                 row.update(
                     floor=base,
+                    pipeline_off=off,
                     rps_vs_floor=row["rps"] / base["rps"],
                     p99_vs_floor=row["p99_ms"] / base["p99_ms"],
                     cpu_vs_floor=row["server_cpu_us"] / base["server_cpu_us"],
@@ -163,7 +191,7 @@ def main() -> None:
                 )
                 report["rows"][f"c{c}"] = row
         finally:
-            for server in (targetd, floor):
+            for server in (targetd, floor, bare):
                 server.stop()
         templates = sustained.payloads(args.visitors)
         report["sustained"] = []
@@ -189,6 +217,12 @@ def main() -> None:
             f"{row['server_cpu_us']:,.0f} | {row['sender_us_per_notification']:,.0f} | "
             f"{row['rps_vs_floor']:.2f}x req/s, {row['p99_vs_floor']:.2f}x p99, {row['cpu_vs_floor']:.2f}x CPU | "
             f"{row['all_delivered_within_10s']} |"
+        )
+        off = row["pipeline_off"]
+        print(
+            f"| GetOffers, pipeline off {key} | {off['rps']:,.0f} | {off['p50_ms']:.2f} | {off['p99_ms']:.2f} | "
+            f"{off['server_cpu_us']:,.0f} | | {off['rps_vs_floor']:.2f}x req/s, {off['p99_vs_floor']:.2f}x p99, "
+            f"{off['cpu_vs_floor']:.2f}x CPU | (nothing stored) |"
         )
     for result in report["sustained"]:
         print(f"sustained {result['rate']}/s for {args.sustained_duration:.0f} s: {json.dumps(result)}")
