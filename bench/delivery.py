@@ -105,6 +105,43 @@ def median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def servers(tmp: Path, stub: str) -> tuple[ServerProcess, ServerProcess, ServerProcess, Path]:
+    """The servers of these rows, not started: targetd delivering to the stand-in at ``stub``, the same
+    targetd with the pipeline off, and the floor; and the file the floor's canned GetOffers reply must be
+    written to (targetd's own reply) before it starts."""
+    common = [
+        "--client", cases.CLIENT, "--organization-id", cases.ORGANIZATION_ID,
+        "--decisioning-method", "on-device", "--telemetry-enabled", "false", "--polling-interval", "0",
+        "--server-domain", stub, "--secure", "false", "--cdn-base-path", f"http://{stub}",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    targetd = ServerProcess(
+        "targetd",
+        [sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
+         "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "targetd-data"),
+         "--metrics-listen", f"127.0.0.1:{free_port()}"],
+        cwd=REPO,
+        log=tmp / "targetd.log",
+    )  # fmt: skip
+    bare = ServerProcess(  # the pipeline-off run: every row refused, nothing stored or sent
+        "targetd-pipeline-off",
+        [sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
+         "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "bare-data"),
+         "--outbox-max-rows", "1"],
+        cwd=REPO,
+        log=tmp / "bare.log",
+    )  # fmt: skip
+    canned = tmp / "canned-offers.bin"
+    floor = ServerProcess(
+        "floor",
+        [sys.executable, str(BENCH / "floor_server.py"), "--listen", "127.0.0.1:0", *common,
+         "--data-dir", str(tmp / "floor-data"), "--canned-offers", str(canned)],
+        cwd=REPO,
+        log=tmp / "floor.log",
+    )  # fmt: skip
+    return targetd, bare, floor, canned
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay-ms", type=float, default=50.0, help="the Delivery API stand-in's delay")
@@ -125,36 +162,7 @@ def main() -> None:
             cwd=REPO,
             log=tmp / "stub.log",
         ).start()
-        common = [
-            "--client", cases.CLIENT, "--organization-id", cases.ORGANIZATION_ID,
-            "--decisioning-method", "on-device", "--telemetry-enabled", "false", "--polling-interval", "0",
-            "--server-domain", stub.address, "--secure", "false", "--cdn-base-path", f"http://{stub.address}",
-            "--log-level", "warning",
-        ]  # fmt: skip
-        targetd = ServerProcess(
-            "targetd",
-            [sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
-             "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "targetd-data"),
-             "--metrics-listen", f"127.0.0.1:{free_port()}"],
-            cwd=REPO,
-            log=tmp / "targetd.log",
-        )  # fmt: skip
-        bare = ServerProcess(  # the pipeline-off run: every row refused, nothing stored or sent
-            "targetd-pipeline-off",
-            [sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
-             "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "bare-data"),
-             "--outbox-max-rows", "1"],
-            cwd=REPO,
-            log=tmp / "bare.log",
-        )  # fmt: skip
-        canned = tmp / "canned-offers.bin"
-        floor = ServerProcess(
-            "floor",
-            [sys.executable, str(BENCH / "floor_server.py"), "--listen", "127.0.0.1:0", *common,
-             "--data-dir", str(tmp / "floor-data"), "--canned-offers", str(canned)],
-            cwd=REPO,
-            log=tmp / "floor.log",
-        )  # fmt: skip
+        targetd, bare, floor, canned = servers(tmp, stub.address)
         files = request_files(tmp, artifact)
         try:
             targetd.start()

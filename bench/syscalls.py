@@ -33,7 +33,7 @@ import cases
 import delivery
 import sustained
 from procs import ServerProcess
-from run import BENCH, REPO, canned_reply, free_port, request_files, run_json, wait_serving
+from run import BENCH, REPO, canned_reply, request_files, run_json, wait_serving
 
 _ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
 
@@ -97,28 +97,7 @@ def main() -> None:
             cwd=REPO,
             log=tmp / "stub.log",
         ).start()
-        common = [
-            "--client", cases.CLIENT, "--organization-id", cases.ORGANIZATION_ID,
-            "--decisioning-method", "on-device", "--telemetry-enabled", "false", "--polling-interval", "0",
-            "--server-domain", stub.address, "--secure", "false", "--cdn-base-path", f"http://{stub.address}",
-            "--log-level", "warning",
-        ]  # fmt: skip
-        targetd = ServerProcess(
-            "targetd",
-            [sys.executable, "-m", "targetd_server.main", "serve", "--listen", "127.0.0.1:0", *common,
-             "--artifact-payload", f"@{cases.ARTIFACT}", "--data-dir", str(tmp / "targetd-data"),
-             "--metrics-listen", f"127.0.0.1:{free_port()}"],
-            cwd=REPO,
-            log=tmp / "targetd.log",
-        )  # fmt: skip
-        canned = tmp / "canned-offers.bin"
-        floor = ServerProcess(
-            "floor",
-            [sys.executable, str(BENCH / "floor_server.py"), "--listen", "127.0.0.1:0", *common,
-             "--data-dir", str(tmp / "floor-data"), "--canned-offers", str(canned)],
-            cwd=REPO,
-            log=tmp / "floor.log",
-        )  # fmt: skip
+        targetd, _, floor, canned = delivery.servers(tmp, stub.address)
         files = request_files(tmp, cases.load_artifact())
         try:
             targetd.start()
