@@ -126,7 +126,8 @@ class Settings:
     outbox_commit_window: float = _opt(
         0.0,
         "Group commit window of the outbox, ms: the calls of one window share one SQLite transaction "
-        "(0: the calls of one event-loop turn, no added wait).",
+        "(0: follows the load: a lone call commits at once, calls made while others are in flight share "
+        "a group of up to 1 ms).",
         kind=float,
     )
     outbox_commit_rows: int = _opt(256, "Rows after which an outbox group commits at once.", kind=int)

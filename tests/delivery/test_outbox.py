@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from targetd.v1 import decisioning_service_pb2, delivery_pb2
 from targetd_server.delivery import Outbox, OutboxStore
@@ -69,6 +70,35 @@ async def test_a_commit_window_keeps_the_group_open(tmp_path: Path) -> None:
     assert second is first
     assert await first is True and _on_disk(outbox.path) == 2
     outbox.close()
+
+
+async def test_a_row_that_finds_other_work_ready_opens_a_group_later_calls_join(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    asyncio.get_running_loop().call_soon(lambda: None)  # other work ready, as other calls in flight are
+    first = outbox.enqueue(_notification(0), session_id="s", cluster=None)
+    assert not first.done() and _on_disk(path) == 0  # not committed at once: the group waits for company
+    await asyncio.sleep(0)  # a later turn of the loop (its timer, if due, runs after this task)
+    second = outbox.enqueue(_notification(1), session_id="s", cluster=None)
+    assert second is first  # one transaction for both calls
+    assert await asyncio.wait_for(asyncio.shield(first), 10) is True  # the window closes by itself
+    assert _on_disk(path) == 2 and outbox.state.stored == 2
+    alone = outbox.enqueue(_notification(2), session_id="s", cluster=None)  # nothing else ready now
+    assert alone.done() and alone.result() is True and _on_disk(path) == 3
+    outbox.close()
+
+
+def test_on_a_loop_without_a_ready_queue_rows_are_committed_at_once(tmp_path: Path) -> None:
+    """uvloop has no ``_ready``: the outbox cannot see other work there and commits at once, as before."""
+
+    async def body() -> None:
+        outbox = Outbox(tmp_path / "outbox.sqlite3")
+        asyncio.get_running_loop().call_soon(lambda: None)
+        future = outbox.enqueue(_notification(0), session_id="s", cluster=None)
+        assert future.done() and future.result() is True and _on_disk(outbox.path) == 1
+        outbox.close()
+
+    uvloop.run(body())
 
 
 async def test_while_the_sender_holds_the_write_lock_the_group_waits_then_commits(tmp_path: Path) -> None:
