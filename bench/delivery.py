@@ -100,6 +100,18 @@ def targetd_run(
     return result
 
 
+_TIMED = ("rps", "p50_ms", "p99_ms", "server_cpu_us")
+
+
+def vs_floor(row: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    """``row``'s rate, p99 and serving CPU as multiples of the floor's (``base``)."""
+    return {
+        "rps_vs_floor": row["rps"] / base["rps"],
+        "p99_vs_floor": row["p99_ms"] / base["p99_ms"],
+        "cpu_vs_floor": row["server_cpu_us"] / base["server_cpu_us"],
+    }
+
+
 def median(runs: list[dict[str, Any]], key: str) -> float:
     values = [r[key] for r in runs if r.get("ok", True) and isinstance(r.get(key), (int, float))]
     return statistics.median(values) if values else float("nan")
@@ -182,31 +194,15 @@ def main() -> None:
                         f"pipeline off {json.dumps({k: bares[-1].get(k) for k in ('rps', 'p99_ms', 'server_cpu_us')})}")  # fmt: skip
                 row: dict[str, Any] = {
                     key: median(runs, key)
-                    for key in (
-                        "rps",
-                        "p50_ms",
-                        "p99_ms",
-                        "server_cpu_us",
-                        "sender_us_per_notification",
-                        "stub_us_per_notification",
-                    )
+                    for key in (*_TIMED, "sender_us_per_notification", "stub_us_per_notification")
                 }
-                base = {key: median(floors, key) for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us")}
-                off: dict[str, Any] = {
-                    key: median(bares, key) for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us")
-                }
-                off.update(
-                    rps_vs_floor=off["rps"] / base["rps"],
-                    p99_vs_floor=off["p99_ms"] / base["p99_ms"],
-                    cpu_vs_floor=off["server_cpu_us"] / base["server_cpu_us"],
-                    runs=bares,
-                )
+                base = {key: median(floors, key) for key in _TIMED}
+                off: dict[str, Any] = {key: median(bares, key) for key in _TIMED}
+                off.update(vs_floor(off, base), runs=bares)
                 row.update(
+                    vs_floor(row, base),
                     floor=base,
                     pipeline_off=off,
-                    rps_vs_floor=row["rps"] / base["rps"],
-                    p99_vs_floor=row["p99_ms"] / base["p99_ms"],
-                    cpu_vs_floor=row["server_cpu_us"] / base["server_cpu_us"],
                     all_delivered_within_10s=all(r.get("delivered_within_s") is not None for r in runs),
                     runs=runs,
                 )

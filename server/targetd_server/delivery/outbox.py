@@ -9,12 +9,9 @@ With ``outbox_commit_window`` 0 (the default) the window follows the load:
   c=1) is committed at once — no wait, and the caller's await costs no extra turn of the loop;
 * a row that finds other work ready (other calls in flight) opens a group of up to ``BUSY_WINDOW`` (1 ms)
   that the calls of that millisecond join: one transaction for several calls, and their handlers
-  suspended meanwhile let grpc.aio handle its events in bigger batches. Measured (2026-12-04, GetOffers
-  with delivery, alternating 6 s runs): c=8 3,196-3,263 against 2,560-2,788 req/s and 285-293 against
-  367-389 µs of serving CPU per call, c=16 +37% req/s, c=4 +5%, c=1 and c=2 unchanged (p99 +0.1-0.2 ms
-  at c=2). Committing when the loop next ran out of ready work instead (no timer) kept less of it:
-  336-347 µs at c=8. Under grpc.aio each call starts in a turn of its own, so grouping within a turn
-  alone held ~1 row (bench/syscalls.py: 6 ``fcntl`` and 5 ``pwrite64`` per call at c=8);
+  suspended meanwhile let grpc.aio handle its events in bigger batches (under grpc.aio each call starts
+  in a turn of its own, so grouping within a turn alone held ~1 row; the measured trade-off is in
+  docs/remote.md, *Group commit*);
 * the calls later in a turn whose first row was committed at once share a group committed at its end.
 
 With a window, every group is committed after ``outbox_commit_window`` ms. Either way a group is committed
